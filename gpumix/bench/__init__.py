@@ -1,0 +1,2 @@
+"""Benchmarks of gpumix."""
+__all__ = []

@@ -1,0 +1,134 @@
+"""``mix_normalize``: the fused mixup/CutMix + normalize + layout + cast operator."""
+import importlib
+import math
+import numbers
+
+import torch
+
+from gpumix._alloc import empty_output
+from gpumix._checks import check_bool, check_float, check_int
+from gpumix.params import MixParams
+
+__all__ = ["mix_normalize", "OUTPUT_DTYPES"]
+
+OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_ENCODING = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}  # gpumix.kernels.arith.ENC_*
+
+
+def _channel_floats(name, values, channels):
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name} must be a sequence of {channels} floats, got {values!r}")
+    if len(values) != channels:
+        raise ValueError(f"{name} must have one value per channel ({channels}), got {len(values)}: {list(values)!r}")
+    for c, v in enumerate(values):
+        if not math.isfinite(v):
+            raise ValueError(f"{name}[{c}] must be finite, got {v!r}")
+    return [float(v) for v in values]
+
+
+def _on_device(name, tensor, device):
+    """``tensor`` moved to ``device`` if it is on the CPU; an error if it is on another device."""
+    if tensor.device == device:
+        return tensor
+    if tensor.device.type == "cpu":
+        return tensor.to(device, non_blocking=True)
+    raise ValueError(f"{name} is on {tensor.device} but batch is on {device}")
+
+
+def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
+                  dtype=torch.float32, channels_last=False, return_clean=False):
+    """Mix, normalize, transpose and cast a uint8 batch in one pass; return ``(images, targets)``.
+
+    Args:
+        batch: uint8 ``(B, H, W, C)`` (NHWC, as DALI emits it), C in {1, 3}, on
+            the CPU or a CUDA device. Never modified.
+        labels: integer ``(B,)`` in ``[0, num_classes)``, on the CPU or batch's
+            device (CUDA labels are range-checked with one device sync; pass
+            CPU labels to avoid it).
+        params: ``MixParams`` of ``B`` samples, on the CPU or batch's device.
+        mean, std: C floats in pixel units (0-255); std > 0.
+        num_classes: K >= 2. label_smoothing: eps in [0, 1).
+        dtype: torch.float32, torch.float16 or torch.bfloat16.
+        channels_last: return torch.channels_last memory format instead of contiguous NCHW.
+        return_clean: also return the unmixed normalized batch from the same pass.
+
+    For sample i and ``j = params.index[i]``: without a box
+    ``m = lam[i]*x_i + (1-lam[i])*x_j``; with a non-empty box, pixels inside
+    come from ``x_j`` and the rest from ``x_i``. The image is
+    ``(m - mean[c]) / std[c]``.
+
+    Returns:
+        images: ``dtype``, logical shape ``(B, C, H, W)``, on batch's device.
+        targets: float32 ``(B, K)``, ``lam*s(y_i) + (1-lam)*s(y_j)`` with
+            ``s = (1-eps)*onehot + eps/K``.
+        clean (only with return_clean): like images, without mixing.
+    """
+    if not isinstance(batch, torch.Tensor):
+        raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+    if batch.dtype != torch.uint8:
+        raise TypeError(f"batch must have dtype torch.uint8, got {batch.dtype}")
+    if batch.dim() != 4:
+        raise ValueError(f"batch must be (B, H, W, C), got shape {tuple(batch.shape)}")
+    n, height, width, channels = batch.shape
+    if channels not in (1, 3):
+        raise ValueError(f"batch must have 1 or 3 channels last (NHWC), got shape {tuple(batch.shape)}")
+    if n == 0 or height == 0 or width == 0:
+        raise ValueError(f"batch must not be empty, got shape {tuple(batch.shape)}")
+    k = check_int("num_classes", num_classes, 2)
+    eps = check_float("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+    mean = _channel_floats("mean", mean, channels)
+    std = _channel_floats("std", std, channels)
+    for c, s in enumerate(std):
+        if s <= 0:
+            raise ValueError(f"std[{c}] must be > 0, got {s!r}")
+    if dtype not in OUTPUT_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(str, OUTPUT_DTYPES))}, got {dtype!r}")
+    check_bool("channels_last", channels_last)
+    check_bool("return_clean", return_clean)
+
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
+    if tuple(labels.shape) != (n,):
+        raise ValueError(f"labels must have shape ({n},) to match batch, got {tuple(labels.shape)}")
+    bad = (labels < 0) | (labels >= k)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"labels must be in [0, {k}), got labels[{i}] = {int(labels[i])}")
+
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params must be a gpumix.MixParams, got {type(params).__name__}")
+    if params.batch_size != n:
+        raise ValueError(f"params are for {params.batch_size} samples but batch has {n}")
+    if params.boxes is not None and (params.box_extent[0] > height or params.box_extent[1] > width):
+        raise ValueError(
+            f"boxes must lie inside the {height}x{width} image, got a box reaching "
+            f"y1 = {params.box_extent[0]}, x1 = {params.box_extent[1]}")
+
+    device = batch.device
+    params_device = params.device
+    if params_device != device and params_device.type != "cpu":
+        raise ValueError(f"params are on {params_device} but batch is on {device}")
+    params = params.to(device, non_blocking=True)
+    labels = _on_device("labels", labels, device).to(torch.int64)
+    boxes = params.boxes if params.boxes is not None else torch.zeros((n, 4), dtype=torch.int32, device=device)
+    mean_t = torch.tensor(mean, dtype=torch.float32).to(device, non_blocking=True)
+    inv_std_t = torch.tensor([1.0 / s for s in std], dtype=torch.float32).to(device, non_blocking=True)
+
+    images = empty_output((n, channels, height, width), dtype, device, channels_last)
+    clean = empty_output((n, channels, height, width), dtype, device, channels_last) if return_clean else None
+    targets = torch.empty((n, k), dtype=torch.float32, device=device)
+
+    # fp16/bf16 are written as their bit patterns through an int16 view.
+    def raw(t):
+        return t if t is None or dtype == torch.float32 else t.view(torch.int16)
+
+    backend = "mix_normalize_cuda" if batch.is_cuda else "mix_normalize_cpu"
+    kernel = importlib.import_module(f"gpumix.kernels.{backend}")
+    kernel.launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean_t, inv_std_t, eps,
+                  _ENCODING[dtype], raw(images), targets, raw(clean))
+    return (images, targets, clean) if return_clean else (images, targets)

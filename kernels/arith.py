@@ -1,0 +1,144 @@
+"""Per-element arithmetic shared by the CUDA kernel and its CPU twin.
+
+Every function here is a plain ``@numba.njit`` function. The CPU twin calls it
+from an ``njit(parallel=True)`` loop and the CUDA kernel calls it from a
+``@cuda.jit`` kernel, so the mixing formula, the normalization and the
+float32 -> fp16/bf16 rounding live in exactly one place.
+
+All arithmetic is float32 (one FMA-able blend, one subtract, one multiply per
+element); the casts to fp16/bf16 round to nearest even, bit-exact with
+``torch.Tensor.to``.
+"""
+import numba
+import numpy as np
+
+__all__ = [
+    "ENC_F32",
+    "ENC_F16",
+    "ENC_BF16",
+    "row_weights",
+    "mix_value",
+    "normalize_value",
+    "f32_to_f16_bits",
+    "f32_to_bf16_bits",
+    "encode_row",
+    "soft_target",
+]
+
+# Output encodings: the kernels write float32 values, or the 16-bit patterns
+# of fp16/bf16 into an int16 view of the output tensor.
+ENC_F32 = 0
+ENC_F16 = 1
+ENC_BF16 = 2
+
+
+@numba.njit
+def row_weights(lam, y0, x0, y1, x1, h):
+    """Blend weights of one image row ``h``: ``(xs, xe, w_in, w_out)``.
+
+    Pixel ``w`` of the row gets weight ``w_in`` if ``xs <= w < xe`` and
+    ``w_out`` otherwise, and its value is ``x_j + weight * (x_i - x_j)``.
+    Without a box (empty ``[y0, y1) x [x0, x1)``) the weight is ``lam``
+    everywhere (mixup); with a box it is 0 inside (the partner's pixel) and 1
+    outside (the sample's own pixel): CutMix.
+    """
+    one = np.float32(1.0)
+    if y0 < y1 and x0 < x1:
+        if y0 <= h and h < y1:
+            return x0, x1, np.float32(0.0), one
+        return x0, x0, one, one
+    return x0, x0, lam, lam
+
+
+@numba.njit
+def mix_value(xi, xj, weight, mean, inv_std):
+    """Normalized blend ``(x_j + weight*(x_i - x_j) - mean) * inv_std`` in float32.
+
+    ``x_i - x_j`` is exact for uint8 inputs, so weights 0 and 1 give exactly
+    ``x_j`` and ``x_i``.
+    """
+    fj = np.float32(xj)
+    m = fj + weight * (np.float32(xi) - fj)
+    return (m - mean) * inv_std
+
+
+@numba.njit
+def normalize_value(x, mean, inv_std):
+    """Normalized clean value ``(x - mean) * inv_std`` in float32."""
+    return (np.float32(x) - mean) * inv_std
+
+
+@numba.njit
+def _to_int16(bits):
+    # The outputs are int16 views of fp16/bf16 tensors: store the bit pattern
+    # as the signed value with the same 16 bits.
+    if bits >= np.int32(32768):
+        return bits - np.int32(65536)
+    return bits
+
+
+@numba.njit
+def f32_to_f16_bits(v):
+    """IEEE fp16 bits (as a signed int16 value) of float32 ``v``, round to nearest even."""
+    u = np.float32(v).view(np.uint32)
+    sign = (u >> np.uint32(16)) & np.uint32(0x8000)
+    a = u & np.uint32(0x7FFFFFFF)
+    if a >= np.uint32(0x7F800000):  # inf or nan
+        h = np.uint32(0x7E00) if a > np.uint32(0x7F800000) else np.uint32(0x7C00)
+    elif a >= np.uint32(0x477FF000):  # >= 65520 rounds to inf
+        h = np.uint32(0x7C00)
+    elif a >= np.uint32(0x38800000):  # normal fp16: rebias the exponent 127 -> 15, round the 13 dropped bits
+        a = a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1))
+        h = (a - np.uint32(0x38000000)) >> np.uint32(13)
+    elif a > np.uint32(0x33000000):  # subnormal fp16: mantissa >> (126 - exponent), in units of 2^-24
+        shift = np.uint32(126) - (a >> np.uint32(23))
+        mant = (a & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
+        h = mant >> shift
+        rem = mant & ((np.uint32(1) << shift) - np.uint32(1))
+        half = np.uint32(1) << (shift - np.uint32(1))
+        if rem > half or (rem == half and (h & np.uint32(1)) == np.uint32(1)):
+            h += np.uint32(1)
+    else:  # <= 2^-25 rounds to zero (2^-25 itself is a tie to even 0)
+        h = np.uint32(0)
+    return _to_int16(np.int32(sign | h))
+
+
+@numba.njit
+def f32_to_bf16_bits(v):
+    """bfloat16 bits (as a signed int16 value) of float32 ``v``, round to nearest even."""
+    u = np.float32(v).view(np.uint32)
+    if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # nan: keep it a quiet nan
+        return _to_int16(np.int32((u >> np.uint32(16)) | np.uint32(0x40)))
+    # Finite values and inf cannot carry past bit 31: the largest sum is 0xFF807FFF.
+    u = u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))
+    return _to_int16(np.int32(u >> np.uint32(16)))
+
+
+@numba.njit
+def encode_row(dst, src, enc):
+    """``dst[w] = src[w]`` for a float32 row, encoded as ``enc`` (the CPU twin's stores).
+
+    ``dst`` is float32 for ``ENC_F32`` and an int16 view for the 16-bit types;
+    both may be strided. The branch sits outside the loops so each one vectorizes.
+    """
+    if enc == ENC_F16:
+        for w in range(src.size):
+            dst[w] = f32_to_f16_bits(src[w])
+    elif enc == ENC_BF16:
+        for w in range(src.size):
+            dst[w] = f32_to_bf16_bits(src[w])
+    else:
+        for w in range(src.size):
+            dst[w] = src[w]
+
+
+@numba.njit
+def soft_target(k, yi, yj, lam, eps, num_classes):
+    """Class ``k`` of ``lam*s(y_i) + (1-lam)*s(y_j)``, ``s = (1-eps)*onehot + eps/K``, in float32."""
+    on = np.float32(1.0) - eps
+    t = eps / np.float32(num_classes)
+    if k == yi:
+        t += on * lam
+    if k == yj:
+        t += on * (np.float32(1.0) - lam)
+    return t

@@ -1,0 +1,71 @@
+"""The CPU twin of the fused kernel, and its launch wrapper.
+
+A single ``numba.njit(parallel=True)`` pass: threads split the ``B*H`` image
+rows, and each row reads ``x_i`` and its partner ``x_j`` once and writes every
+output value once. The per-element arithmetic is ``gpumix.kernels.arith``,
+the same functions the CUDA kernel calls.
+"""
+import numba
+import numpy as np
+
+from gpumix.kernels import arith
+
+__all__ = ["mix_normalize_cpu", "launch"]
+
+
+@numba.njit(parallel=True, cache=True)
+def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
+                      out, targets, clean, with_clean):
+    """batch (B,H,W,C) uint8 C-contiguous; out/clean indexed [b, c, h, w] (any strides); targets (B,K) float32.
+
+    Each image row is first mixed in its interleaved NHWC order into a float32
+    scratch row (contiguous, so it vectorizes), then encoded and scattered to
+    the C output planes while the scratch row is still in L1.
+    """
+    n_batch, height, width, channels = batch.shape
+    num_classes = targets.shape[1]
+    span = width * channels
+    pixels = batch.reshape(n_batch, height, span)
+    mean_k = np.empty(span, np.float32)
+    inv_std_k = np.empty(span, np.float32)
+    for k in range(span):
+        mean_k[k] = mean[k % channels]
+        inv_std_k[k] = inv_std[k % channels]
+    for row in numba.prange(n_batch * height):
+        b = row // height
+        h = row - b * height
+        xs, xe, w_in, w_out = arith.row_weights(lam[b], boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], h)
+        ks = xs * channels
+        ke = xe * channels
+        src_i = pixels[b, h]
+        src_j = pixels[index[b], h]
+        scratch = np.empty(span, np.float32)
+        for k in range(span):
+            weight = w_in if ks <= k and k < ke else w_out
+            scratch[k] = arith.mix_value(src_i[k], src_j[k], weight, mean_k[k], inv_std_k[k])
+        for c in range(channels):
+            arith.encode_row(out[b, c, h], scratch[c::channels], enc)
+        if with_clean:
+            for k in range(span):
+                scratch[k] = arith.normalize_value(src_i[k], mean_k[k], inv_std_k[k])
+            for c in range(channels):
+                arith.encode_row(clean[b, c, h], scratch[c::channels], enc)
+    for b in numba.prange(n_batch):
+        yi = labels[b]
+        yj = labels[index[b]]
+        for k in range(num_classes):
+            targets[b, k] = arith.soft_target(k, yi, yj, lam[b], eps, num_classes)
+
+
+def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None):
+    """Run the CPU twin on CPU torch tensors; same contract as ``mix_normalize_cuda.launch``.
+
+    batch (B,H,W,C) uint8 contiguous; labels (B,) int64; lam (B,) float32;
+    index (B,) int64; boxes (B,4) int32; mean and inv_std (C,) float32.
+    ``out``/``clean`` have logical shape (B,C,H,W) in any layout, float32 or an
+    int16 view for fp16/bf16; targets (B,K) float32. Writes only the outputs.
+    """
+    with_clean = clean is not None
+    arrays = [t.numpy() for t in (batch, labels, lam, index, boxes, mean, inv_std)]
+    outputs = [t.numpy() for t in (out, targets, clean if with_clean else out)]
+    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean)

@@ -1,0 +1,37 @@
+"""Install gpumix: the source folders kernels/, pipelines/ and train/ become gpumix.*."""
+from setuptools import setup
+
+setup(
+    name="gpumix",
+    version="0.1.0",
+    description="Fused mixup/CutMix + normalize for DALI-fed ImageNet and CIFAR training, on GPU and CPU",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["gpumix", "gpumix.bench", "gpumix.kernels", "gpumix.pipelines", "gpumix.train"],
+    package_dir={
+        "gpumix": "gpumix",
+        "gpumix.kernels": "kernels",
+        "gpumix.pipelines": "pipelines",
+        "gpumix.train": "train",
+    },
+    install_requires=[
+        "numpy>=1.24,<3",
+        "torch>=2.3,<3",
+        "torchvision>=0.18,<1",
+        "numba>=0.59,<1",
+        "numba-cuda>=0.15,<1",
+        "nvidia-dali-cuda120>=1.40,<3",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        # timm is only a competitor in the benchmark, never a dependency of gpumix itself.
+        "bench": ["timm>=0.9"],
+    },
+    entry_points={
+        "console_scripts": [
+            "gpumix-demo=gpumix.demo:main",
+            "gpumix-bench-operator=gpumix.bench.operator:main",
+        ],
+    },
+)

@@ -1,0 +1,92 @@
+"""Shared test setup.
+
+NUMBA_ENABLE_CUDASIM=1 is set before anything imports numba, so the exact
+CUDA kernel source runs on the CPU simulator. Set GPUMIX_TEST_REAL_CUDA=1 on a
+GPU machine to run the real-CUDA tests instead (the simulator tests then skip).
+"""
+import os
+
+if os.environ.get("GPUMIX_TEST_REAL_CUDA") != "1":
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Error bounds of DEVELOPERS.md against the float64 reference (relative, plus
+# an absolute floor of the same size relative to the largest output value).
+TOLERANCE = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 1e-2}
+
+
+def pytest_report_header(config):
+    return f"NUMBA_ENABLE_CUDASIM={os.environ.get('NUMBA_ENABLE_CUDASIM', '0')}"
+
+
+@pytest.fixture
+def make_case():
+    """Return ``make(B, H, W, C, K, seed, boxes=True)``: a fresh random batch with random mix parameters."""
+    from gpumix import MixParams
+
+    def make(n, height, width, channels, num_classes, seed, boxes=True):
+        g = torch.Generator().manual_seed(seed)
+        batch = torch.randint(0, 256, (n, height, width, channels), dtype=torch.uint8, generator=g)
+        labels = torch.randint(0, num_classes, (n,), generator=g)
+        lam = torch.rand(n, generator=g).to(torch.float32)
+        index = torch.randperm(n, generator=g)
+        box = None
+        if boxes:
+            y = torch.sort(torch.randint(0, height + 1, (n, 2), generator=g), dim=1).values
+            x = torch.sort(torch.randint(0, width + 1, (n, 2), generator=g), dim=1).values
+            box = torch.stack([y[:, 0], x[:, 0], y[:, 1], x[:, 1]], dim=1).to(torch.int32)
+            box[0] = 0  # at least one sample is plain mixup
+        mean = (torch.rand(channels, generator=g) * 100 + 70).tolist()
+        std = (torch.rand(channels, generator=g) * 50 + 20).tolist()
+        return batch, labels, MixParams(lam, index, box), mean, std
+
+    return make
+
+
+@pytest.fixture
+def assert_matches_reference():
+    """Check fused outputs against the float64 reference within the dtype's bound."""
+
+    def check(images, targets, clean, ref_images, ref_targets, ref_clean, dtype):
+        tol = TOLERANCE[dtype]
+        assert images.dtype == dtype and images.shape == ref_images.shape
+        for got, ref in ((images, ref_images), (clean, ref_clean)):
+            if got is None:
+                continue
+            assert torch.isfinite(got.float()).all()
+            scale = max(1.0, float(ref.abs().max()))
+            torch.testing.assert_close(got.double(), ref, rtol=tol, atol=tol * scale)
+        torch.testing.assert_close(targets.double(), ref_targets, rtol=1e-6, atol=1e-7)
+
+    return check
+
+
+@pytest.fixture
+def launch_poisoned():
+    """Return ``run(kernel_module, batch, labels, params, mean, std, K, eps, dtype, channels_last, clean)``.
+
+    It calls the module's ``launch`` directly, on output buffers filled with
+    NaN first, so any element the kernel fails to write shows up.
+    """
+    from gpumix._alloc import empty_output
+
+    def run(module, batch, labels, params, mean, std, num_classes, eps, dtype, channels_last, with_clean):
+        n, height, width, channels = batch.shape
+        shape = (n, channels, height, width)
+        images = empty_output(shape, dtype, batch.device, channels_last).fill_(float("nan"))
+        clean = empty_output(shape, dtype, batch.device, channels_last).fill_(float("nan")) if with_clean else None
+        targets = torch.full((n, num_classes), float("nan"))
+        boxes = params.boxes if params.boxes is not None else torch.zeros((n, 4), dtype=torch.int32)
+        enc = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
+
+        def raw(t):
+            return t if t is None or dtype == torch.float32 else t.view(torch.int16)
+
+        module.launch(batch, labels.to(torch.int64), params.lam, params.index, boxes,
+                      torch.tensor(mean, dtype=torch.float32), 1 / torch.tensor(std, dtype=torch.float32),
+                      eps, enc, raw(images), targets, raw(clean))
+        return images, targets, clean
+
+    return run
