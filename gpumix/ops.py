@@ -29,15 +29,6 @@ def _channel_floats(name, values, channels):
     return [float(v) for v in values]
 
 
-def _on_device(name, tensor, device):
-    """``tensor`` moved to ``device`` if it is on the CPU; an error if it is on another device."""
-    if tensor.device == device:
-        return tensor
-    if tensor.device.type == "cpu":
-        return tensor.to(device, non_blocking=True)
-    raise ValueError(f"{name} is on {tensor.device} but batch is on {device}")
-
-
 def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
                   dtype=torch.float32, channels_last=False, return_clean=False):
     """Mix, normalize, transpose and cast a uint8 batch in one pass; return ``(images, targets)``.
@@ -95,6 +86,8 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
         raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
     if tuple(labels.shape) != (n,):
         raise ValueError(f"labels must have shape ({n},) to match batch, got {tuple(labels.shape)}")
+    if labels.device != batch.device and labels.device.type != "cpu":
+        raise ValueError(f"labels are on {labels.device} but batch is on {batch.device}")
     bad = (labels < 0) | (labels >= k)
     if bad.any():
         i = int(bad.nonzero()[0])
@@ -114,7 +107,7 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     if params_device != device and params_device.type != "cpu":
         raise ValueError(f"params are on {params_device} but batch is on {device}")
     params = params.to(device, non_blocking=True)
-    labels = _on_device("labels", labels, device).to(torch.int64)
+    labels = labels.to(device, torch.int64, non_blocking=True)
     boxes = params.boxes if params.boxes is not None else torch.zeros((n, 4), dtype=torch.int32, device=device)
     mean_t = torch.tensor(mean, dtype=torch.float32).to(device, non_blocking=True)
     inv_std_t = torch.tensor([1.0 / s for s in std], dtype=torch.float32).to(device, non_blocking=True)

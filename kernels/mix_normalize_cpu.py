@@ -13,14 +13,26 @@ from gpumix.kernels import arith
 __all__ = ["mix_normalize_cpu", "launch"]
 
 
+@numba.njit(cache=True)
+def _write_row(dst, b, h, row, enc, nhwc):
+    # row holds image row h of sample b in NHWC order, as float32.
+    if nhwc:
+        arith.encode_row(dst[b, h].reshape(row.size), row, enc)
+    else:
+        channels = dst.shape[1]
+        for c in range(channels):
+            arith.encode_row(dst[b, c, h], row[c::channels], enc)
+
+
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                      out, targets, clean, with_clean):
-    """batch (B,H,W,C) uint8 C-contiguous; out/clean indexed [b, c, h, w] (any strides); targets (B,K) float32.
+                      out, targets, clean, with_clean, nhwc):
+    """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous.
 
     Each image row is first mixed in its interleaved NHWC order into a float32
-    scratch row (contiguous, so it vectorizes), then encoded and scattered to
-    the C output planes while the scratch row is still in L1.
+    scratch row (contiguous, so it vectorizes), then encoded into the output
+    row (NHWC) or scattered to the C output planes (NCHW) while the scratch
+    row is still in L1.
     """
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
@@ -43,13 +55,11 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
         for k in range(span):
             weight = w_in if ks <= k and k < ke else w_out
             scratch[k] = arith.mix_value(src_i[k], src_j[k], weight, mean_k[k], inv_std_k[k])
-        for c in range(channels):
-            arith.encode_row(out[b, c, h], scratch[c::channels], enc)
+        _write_row(out, b, h, scratch, enc, nhwc)
         if with_clean:
             for k in range(span):
                 scratch[k] = arith.normalize_value(src_i[k], mean_k[k], inv_std_k[k])
-            for c in range(channels):
-                arith.encode_row(clean[b, c, h], scratch[c::channels], enc)
+            _write_row(clean, b, h, scratch, enc, nhwc)
     for b in numba.prange(n_batch):
         yi = labels[b]
         yj = labels[index[b]]
@@ -62,10 +72,17 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
 
     batch (B,H,W,C) uint8 contiguous; labels (B,) int64; lam (B,) float32;
     index (B,) int64; boxes (B,4) int32; mean and inv_std (C,) float32.
-    ``out``/``clean`` have logical shape (B,C,H,W) in any layout, float32 or an
-    int16 view for fp16/bf16; targets (B,K) float32. Writes only the outputs.
+    ``out``/``clean`` have logical shape (B,C,H,W), contiguous NCHW or
+    channels_last, float32 or an int16 view for fp16/bf16; targets (B,K)
+    float32. Writes only the outputs.
     """
     with_clean = clean is not None
+    # The kernel gets every output as a contiguous array: channels_last ones as their NHWC permutation.
+    nhwc = out.shape[1] > 1 and out.stride(1) == 1
+
+    def kernel_layout(t):
+        return (t.permute(0, 2, 3, 1) if nhwc else t).numpy()
+
     arrays = [t.numpy() for t in (batch, labels, lam, index, boxes, mean, inv_std)]
-    outputs = [t.numpy() for t in (out, targets, clean if with_clean else out)]
-    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean)
+    outputs = [kernel_layout(out), targets.numpy(), kernel_layout(clean if with_clean else out)]
+    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc)

@@ -93,7 +93,7 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     grid = (math.ceil(width / BLOCK[0]), math.ceil(height / BLOCK[1]), min(n_batch, MAX_GRID_Z))
     with_clean = clean is not None
     # The kernel gets every output as a contiguous array: channels_last ones as their NHWC permutation.
-    nhwc = out.dim() == 4 and out.shape[1] > 1 and out.stride(1) == 1
+    nhwc = out.shape[1] > 1 and out.stride(1) == 1
     eps = np.float32(eps)  # keep the target arithmetic in float32, as on the CPU
     tensors = (batch, labels, lam, index, boxes, mean, inv_std)
     def kernel_layout(t):
