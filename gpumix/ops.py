@@ -12,7 +12,6 @@ from gpumix.params import MixParams
 __all__ = ["mix_normalize", "OUTPUT_DTYPES"]
 
 OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_ENCODING = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}  # gpumix.kernels.arith.ENC_*
 
 
 def _channel_floats(name, values, channels):
@@ -120,8 +119,11 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     def raw(t):
         return t if t is None or dtype == torch.float32 else t.view(torch.int16)
 
+    # Imported here, not at module level: importing gpumix must not load numba.
+    from gpumix.kernels import arith
+    encoding = {torch.float32: arith.ENC_F32, torch.float16: arith.ENC_F16, torch.bfloat16: arith.ENC_BF16}
     backend = "mix_normalize_cuda" if batch.is_cuda else "mix_normalize_cpu"
     kernel = importlib.import_module(f"gpumix.kernels.{backend}")
     kernel.launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean_t, inv_std_t, eps,
-                  _ENCODING[dtype], raw(images), targets, raw(clean))
+                  encoding[dtype], raw(images), targets, raw(clean))
     return (images, targets, clean) if return_clean else (images, targets)

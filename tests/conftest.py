@@ -71,6 +71,7 @@ def launch_poisoned():
     NaN first, so any element the kernel fails to write shows up.
     """
     from gpumix._alloc import empty_output
+    from gpumix.kernels import arith
 
     def run(module, batch, labels, params, mean, std, num_classes, eps, dtype, channels_last, with_clean):
         n, height, width, channels = batch.shape
@@ -79,7 +80,7 @@ def launch_poisoned():
         clean = empty_output(shape, dtype, batch.device, channels_last).fill_(float("nan")) if with_clean else None
         targets = torch.full((n, num_classes), float("nan"))
         boxes = params.boxes if params.boxes is not None else torch.zeros((n, 4), dtype=torch.int32)
-        enc = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
+        enc = {torch.float32: arith.ENC_F32, torch.float16: arith.ENC_F16, torch.bfloat16: arith.ENC_BF16}[dtype]
 
         def raw(t):
             return t if t is None or dtype == torch.float32 else t.view(torch.int16)
