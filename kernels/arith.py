@@ -79,27 +79,30 @@ def _to_int16(bits):
 
 @numba.njit
 def f32_to_f16_bits(v):
-    """IEEE fp16 bits (as a signed int16 value) of float32 ``v``, round to nearest even."""
+    """IEEE fp16 bits (as a signed int16 value) of float32 ``v``, round to nearest even.
+
+    Every case is computed and the right one selected, without branches, so
+    that CPU loops over it vectorize.
+    """
     u = np.float32(v).view(np.uint32)
     sign = (u >> np.uint32(16)) & np.uint32(0x8000)
     a = u & np.uint32(0x7FFFFFFF)
-    if a >= np.uint32(0x7F800000):  # inf or nan
-        h = np.uint32(0x7E00) if a > np.uint32(0x7F800000) else np.uint32(0x7C00)
-    elif a >= np.uint32(0x477FF000):  # >= 65520 rounds to inf
-        h = np.uint32(0x7C00)
-    elif a >= np.uint32(0x38800000):  # normal fp16: rebias the exponent 127 -> 15, round the 13 dropped bits
-        a = a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1))
-        h = (a - np.uint32(0x38000000)) >> np.uint32(13)
-    elif a > np.uint32(0x33000000):  # subnormal fp16: mantissa >> (126 - exponent), in units of 2^-24
-        shift = np.uint32(126) - (a >> np.uint32(23))
-        mant = (a & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
-        h = mant >> shift
-        rem = mant & ((np.uint32(1) << shift) - np.uint32(1))
-        half = np.uint32(1) << (shift - np.uint32(1))
-        if rem > half or (rem == half and (h & np.uint32(1)) == np.uint32(1)):
-            h += np.uint32(1)
-    else:  # <= 2^-25 rounds to zero (2^-25 itself is a tie to even 0)
-        h = np.uint32(0)
+    # normal fp16: round the 13 dropped mantissa bits to even, rebias the exponent 127 -> 15
+    normal = (a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1)) - np.uint32(0x38000000)) >> np.uint32(13)
+    # subnormal fp16: the 24-bit significand >> (126 - exponent), in units of 2^-24, rounded to even
+    shift = np.int32(126) - np.int32(a >> np.uint32(23))
+    shift = np.uint32(np.int32(1) if shift < np.int32(1) else (np.int32(31) if shift > np.int32(31) else shift))
+    mant = (a & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
+    sub = mant >> shift
+    rem = mant & ((np.uint32(1) << shift) - np.uint32(1))
+    half = np.uint32(1) << (shift - np.uint32(1))
+    sub = sub + np.uint32((rem > half) | ((rem == half) & ((sub & np.uint32(1)) == np.uint32(1))))
+    inf_or_nan = np.uint32(0x7E00) if a > np.uint32(0x7F800000) else np.uint32(0x7C00)
+    h = np.uint32(0)  # <= 2^-25 rounds to zero (2^-25 itself is a tie to even 0)
+    h = sub if a > np.uint32(0x33000000) else h
+    h = normal if a >= np.uint32(0x38800000) else h
+    h = np.uint32(0x7C00) if a >= np.uint32(0x477FF000) else h  # >= 65520 rounds to inf
+    h = inf_or_nan if a >= np.uint32(0x7F800000) else h
     return _to_int16(np.int32(sign | h))
 
 
