@@ -83,6 +83,20 @@ def test_same_draw_from_threads():
     assert all(_same(a, b) for a, b in zip(want, got))
 
 
+def test_same_draw_in_another_process(tmp_path):
+    import json
+    import subprocess
+    import sys
+    code = ("import json, gpumix; p = gpumix.Mixup(num_classes=10, alpha=0.4, cutmix_alpha=1.0, mode='elem', "
+            "seed=11).sample(7, (9, 9), epoch=3, step=4, rank=2); "
+            "print(json.dumps([p.lam.tolist(), p.index.tolist(), p.boxes.tolist()]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    here = Mixup(num_classes=10, alpha=0.4, cutmix_alpha=1.0, mode="elem", seed=11).sample(
+        7, (9, 9), epoch=3, step=4, rank=2)
+    assert json.loads(out.stdout) == [here.lam.tolist(), here.index.tolist(), here.boxes.tolist()]
+
+
 def test_positions_seeds_and_ranks_give_different_draws():
     mix = Mixup(num_classes=10, alpha=1.0, mode="elem", seed=0)
     base = mix.sample(64, (8, 8), epoch=0, step=0, rank=0)

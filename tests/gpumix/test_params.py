@@ -79,6 +79,9 @@ def test_boxes_not_ordered(row):
         _params(boxes=boxes)
 
 
-def test_to_keeps_values_and_extent():
+def test_to_moves_every_tensor_and_keeps_the_extent():
     p = _params(boxes=torch.tensor([[0, 0, 2, 3]] * 4, dtype=torch.int32))
     assert p.to("cpu") is p
+    moved = p.to("meta")  # a second device that every machine has
+    assert {t.device.type for t in (moved.lam, moved.index, moved.boxes)} == {"meta"}
+    assert moved.box_extent == (2, 3) and moved.device.type == "meta"

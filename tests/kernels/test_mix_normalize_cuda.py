@@ -62,18 +62,20 @@ _PTX_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_kernel_compiles_to_ptx_for_sm90():
+def test_kernel_compiles_to_ptx_for_sm90(tmp_path):
     """The real CUDA target (not the simulator) accepts the kernel for both output types."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     try:
         from numba.cuda.cudadrv import nvvm  # noqa: F401
         probe = subprocess.run([sys.executable, "-c", "from numba.cuda.cudadrv.nvvm import NVVM; NVVM()"],
-                               env=env, capture_output=True, text=True, timeout=120)
+                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     except ImportError:
         pytest.skip("numba-cuda has no NVVM binding")
     if probe.returncode != 0:
         pytest.skip(f"libNVVM (CUDA toolkit) not found: {probe.stderr.strip().splitlines()[-1:]}")
-    result = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    # From tmp_path: the checkout's gpumix/ folder must not shadow the installed package.
+    result = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
