@@ -29,22 +29,17 @@ MAX_GRID_Z = 65535
 def _store(arr, b, c, h, w, v, enc, nhwc):
     # A device function, not an arith helper: numba's simulator passes only
     # scalars, not its arrays, to njit functions.
-    if enc == arith.ENC_F16:
-        bits = arith.f32_to_f16_bits(v)
+    if enc == arith.ENC_F32:
         if nhwc:
-            arr[b, h, w, c] = bits
+            arr[b, h, w, c] = v
         else:
-            arr[b, c, h, w] = bits
-    elif enc == arith.ENC_BF16:
-        bits = arith.f32_to_bf16_bits(v)
-        if nhwc:
-            arr[b, h, w, c] = bits
-        else:
-            arr[b, c, h, w] = bits
-    elif nhwc:
-        arr[b, h, w, c] = v
+            arr[b, c, h, w] = v
+        return
+    bits = arith.f32_to_f16_bits(v) if enc == arith.ENC_F16 else arith.f32_to_bf16_bits(v)
+    if nhwc:
+        arr[b, h, w, c] = bits
     else:
-        arr[b, c, h, w] = v
+        arr[b, c, h, w] = bits
 
 
 @cuda.jit(cache=True)
