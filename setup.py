@@ -8,7 +8,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["gpumix", "gpumix.bench", "gpumix.kernels", "gpumix.pipelines", "gpumix.train"],
+    packages=["gpumix", "gpumix.bench", "gpumix.tools", "gpumix.kernels", "gpumix.pipelines", "gpumix.train"],
     package_dir={
         "gpumix": "gpumix",
         "gpumix.kernels": "kernels",
@@ -17,6 +17,8 @@ setup(
     },
     install_requires=[
         "numpy>=1.24,<3",
+        "pillow>=9",
+        "tqdm>=4.60",
         "torch>=2.3,<3",
         "torchvision>=0.18,<1",
         "numba>=0.59,<1",
@@ -32,6 +34,8 @@ setup(
         "console_scripts": [
             "gpumix-demo=gpumix.demo:main",
             "gpumix-bench-operator=gpumix.bench.operator:main",
+            "gpumix-make-dataset=gpumix.tools.make_dataset:main",
+            "gpumix-scan=gpumix.tools.scan:main",
         ],
     },
 )

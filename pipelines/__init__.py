@@ -1,5 +1,12 @@
 """DALI pipelines of gpumix, installed as ``gpumix.pipelines``.
 
-Empty until the pipelines issue lands (ImageNet and CIFAR readers).
+Each builder returns an unbuilt DALI ``Pipeline`` whose outputs are uint8 HWC
+images of one fixed size and int32 labels, with checkpointing on and its
+reader (or, for CIFAR, its in-memory source) named ``"Reader"``. Importing
+this package imports nvidia.dali.
 """
-__all__ = []
+from gpumix.pipelines._common import READER_NAME, reader_meta
+from gpumix.pipelines.cifar import cifar_train, cifar_val
+from gpumix.pipelines.imagenet import imagenet_train, imagenet_val
+
+__all__ = ["imagenet_train", "imagenet_val", "cifar_train", "cifar_val", "reader_meta", "READER_NAME"]

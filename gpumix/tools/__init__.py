@@ -1,0 +1,2 @@
+"""Command-line tools: gpumix-make-dataset and gpumix-scan."""
+__all__ = []

@@ -1,0 +1,67 @@
+"""Argument checks and settings shared by every gpumix DALI pipeline."""
+import os
+
+from gpumix._checks import check_int
+
+__all__ = ["READER_NAME", "resolve_device", "pipeline_settings", "existing_path", "reader_meta"]
+
+# DALI's iterators (and gpumix's) find the epoch size through the reader's name.
+READER_NAME = "Reader"
+# Samples DALI keeps ready ahead of the consumer: 2 overlaps one batch of
+# decoding with one training step (DALI's default, also the resnet50 example's).
+PREFETCH_QUEUE_DEPTH = 2
+
+
+def resolve_device(device):
+    """'gpu' or 'cpu' for the pipeline's device argument; 'auto' means gpu when CUDA is usable."""
+    if device not in ("auto", "gpu", "cpu"):
+        raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {device!r}")
+    if device == "auto":
+        import torch
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, seed, num_threads, checkpoint):
+    """Validate the common keywords and return (device, Pipeline keyword arguments).
+
+    The pipeline's own seed (augmentation randomness) differs per shard, so
+    ranks crop and flip independently; the readers' shuffling uses ``seed``
+    itself, identical on every shard, so the shards split one permutation.
+    """
+    check_int("batch_size", batch_size, 1)
+    num_shards = check_int("num_shards", num_shards, 1)
+    shard_id = check_int("shard_id", shard_id, 0)
+    if shard_id >= num_shards:
+        raise ValueError(f"shard_id must be in [0, num_shards) = [0, {num_shards}), got {shard_id}")
+    check_int("seed", seed, 0)
+    check_int("num_threads", num_threads, 1)
+    device = resolve_device(device)
+    if device == "gpu":
+        device_id = check_int("device_id", device_id, 0)
+    kwargs = dict(
+        batch_size=batch_size,
+        num_threads=num_threads,
+        device_id=device_id if device == "gpu" else None,
+        seed=(seed * 1_000_003 + shard_id) % (2**31),  # distinct augmentation stream per shard
+        prefetch_queue_depth=PREFETCH_QUEUE_DEPTH,
+        enable_checkpointing=True,
+        checkpoint=checkpoint,
+    )
+    return device, kwargs
+
+
+def existing_path(name, path):
+    """``path`` as a str; FileNotFoundError naming it if it does not exist."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name}: {path} does not exist")
+    return path
+
+
+def reader_meta(pipe, name=READER_NAME):
+    """The reader metadata of a built pipeline: DALI's ``reader_meta`` or, for CIFAR, its source's."""
+    meta = getattr(pipe, "gpumix_reader_meta", None)
+    return dict(meta) if meta is not None else pipe.reader_meta(name)

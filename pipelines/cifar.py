@@ -1,0 +1,110 @@
+"""CIFAR-10/100 DALI pipelines: the dataset held in memory, fed to DALI sample by sample.
+
+The source behaves like a DALI reader with ``pad_last_batch=True``: epoch
+``e`` of shard ``s`` is the shard's slice of one permutation drawn from
+``(seed, e)``, its last batch padded with its last sample, and epochs follow
+each other without a break. ``reader_meta(pipe)`` reports the same numbers a
+DALI reader would (``gpumix.pipelines.reader_meta``), so iterators can drop
+the padding and count epochs.
+"""
+import math
+
+import numpy as np
+from nvidia.dali import fn, pipeline_def, types
+
+from gpumix.pipelines._common import existing_path, pipeline_settings
+from gpumix.pipelines.cifar_files import load_cifar
+
+__all__ = ["cifar_train", "cifar_val", "ShardSource"]
+
+PAD = 4  # pixels of zero padding before the random 32x32 crop (He et al., 2016)
+SIZE = 32
+# The random crop's position, as a fraction of the 2*PAD slack: PAD*2+1 equally likely integer offsets.
+CROP_POSITIONS = [k / (2 * PAD) for k in range(2 * PAD + 1)]
+
+
+class ShardSource:
+    """Per-sample ``external_source`` callback over an in-memory dataset."""
+
+    def __init__(self, images, labels, *, batch_size, shard_id, num_shards, seed, shuffle):
+        self.images, self.labels = images, labels
+        n = len(images)
+        # DALI's shard boundaries: shard s holds [n*s//S, n*(s+1)//S)
+        self.start = n * shard_id // num_shards
+        self.shard_size = n * (shard_id + 1) // num_shards - self.start
+        if self.shard_size == 0:
+            raise ValueError(f"num_shards: {num_shards} shards of {n} samples leave shard {shard_id} empty")
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.batches_per_epoch = math.ceil(self.shard_size / batch_size)
+        self._epoch, self._order = None, None
+
+    def order(self, epoch):
+        """Sample indices of ``epoch``, the same on every shard."""
+        if epoch != self._epoch:
+            n = len(self.images)
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch,)))
+            self._order = rng.permutation(n) if self.shuffle else np.arange(n)
+            self._epoch = epoch
+        return self._order
+
+    def __call__(self, info):
+        epoch, batch = divmod(info.iteration, self.batches_per_epoch)
+        k = min(batch * self.batch_size + info.idx_in_batch, self.shard_size - 1)  # pad with the last sample
+        i = self.order(epoch)[self.start + k]
+        return self.images[i], self.labels[i:i + 1]
+
+    def meta(self, num_shards, shard_id):
+        n = len(self.images)
+        return {"epoch_size": n, "epoch_size_padded": self.batches_per_epoch * self.batch_size * num_shards,
+                "number_of_shards": num_shards, "shard_id": shard_id, "pad_last_batch": 1, "stick_to_shard": 1}
+
+
+@pipeline_def
+def _cifar(source, train, device):
+    images, labels = fn.external_source(source=source, num_outputs=2, batch=False, layout=["HWC", ""],
+                                        dtype=[types.UINT8, types.INT32])
+    labels = fn.reshape(labels, shape=[])  # scalar labels, as readers emit with their own reshape
+    if device == "gpu":
+        images = images.gpu()
+    if train:
+        images = fn.crop(images, crop=(SIZE + 2 * PAD, SIZE + 2 * PAD), out_of_bounds_policy="pad", fill_values=0)
+        images = fn.crop(images, crop=(SIZE, SIZE),
+                         crop_pos_x=fn.random.uniform(values=CROP_POSITIONS),
+                         crop_pos_y=fn.random.uniform(values=CROP_POSITIONS))
+        images = fn.flip(images, horizontal=fn.random.coin_flip(probability=0.5))
+    return images, labels
+
+
+def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_id, num_shards, seed, num_threads,
+           checkpoint):
+    device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
+                                       num_shards=num_shards, seed=seed, num_threads=num_threads,
+                                       checkpoint=checkpoint)
+    images, labels = load_cifar(existing_path("data", data), dataset, "train" if train else "test", label)
+    source = ShardSource(images, labels, batch_size=batch_size, shard_id=shard_id, num_shards=num_shards,
+                         seed=seed, shuffle=train)
+    pipe = _cifar(source, train, device, **kwargs)
+    pipe.gpumix_reader_meta = source.meta(num_shards, shard_id)
+    return pipe
+
+
+def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
+                num_shards=1, seed=0, num_threads=4, checkpoint=None):
+    """CIFAR training pipeline: pad 4, random 32x32 crop, random horizontal flip.
+
+    ``data`` is the folder of the extracted official binary or python files (or
+    their parent). Outputs uint8 (32, 32, 3) HWC images and int32 labels;
+    ``label`` picks CIFAR-100's fine or coarse labels. Returns an unbuilt DALI
+    ``Pipeline`` with checkpointing on (``checkpoint=`` resumes).
+    """
+    return _build(data, True, batch_size=batch_size, dataset=dataset, label=label, device=device,
+                  device_id=device_id, shard_id=shard_id, num_shards=num_shards, seed=seed,
+                  num_threads=num_threads, checkpoint=checkpoint)
+
+
+def cifar_val(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
+              num_shards=1, seed=0, num_threads=4, checkpoint=None):
+    """CIFAR test-split pipeline: no augmentation, no shuffling; outputs as ``cifar_train``."""
+    return _build(data, False, batch_size=batch_size, dataset=dataset, label=label, device=device,
+                  device_id=device_id, shard_id=shard_id, num_shards=num_shards, seed=seed,
+                  num_threads=num_threads, checkpoint=checkpoint)

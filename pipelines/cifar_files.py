@@ -1,0 +1,144 @@
+"""Read CIFAR-10/100 into memory from the official binary files or torchvision's python pickles.
+
+The python format is read through a restricted unpickler that admits only
+what those files hold (dicts, lists, bytes, ints and numpy arrays), so a
+pickle can never run code. Pickles written under numpy 1.x
+(``numpy.core.multiarray``) and numpy 2.x (``numpy._core.multiarray``) both load.
+"""
+import os
+import pickle
+
+import numpy as np
+
+__all__ = ["load_cifar", "detect_cifar_format", "RestrictedUnpickler"]
+
+IMAGE_BYTES = 3 * 32 * 32
+_BINARY = {
+    "cifar10": {"train": [f"data_batch_{k}.bin" for k in range(1, 6)], "test": ["test_batch.bin"]},
+    "cifar100": {"train": ["train.bin"], "test": ["test.bin"]},
+}
+_PYTHON = {
+    "cifar10": {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]},
+    "cifar100": {"train": ["train"], "test": ["test"]},
+}
+_SUBFOLDERS = {"cifar10": ("cifar-10-batches-bin", "cifar-10-batches-py"),
+               "cifar100": ("cifar-100-binary", "cifar-100-python")}
+_NUM_CLASSES = {("cifar10", "fine"): 10, ("cifar100", "fine"): 100, ("cifar100", "coarse"): 20}
+
+
+def _reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct as fn
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct as fn
+    return fn
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    # Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(text, 'latin1').
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only numpy's array-rebuilding globals (and latin-1 bytes); anything else is refused."""
+
+    _ALLOWED = {
+        ("_codecs", "encode"): lambda: _latin1_bytes,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "dtype"): lambda: np.dtype,
+    }
+
+    def find_class(self, module, name):
+        factory = self._ALLOWED.get((module, name))
+        if factory is None:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: CIFAR pickles hold only numpy arrays, lists and bytes")
+        return factory()
+
+
+def detect_cifar_format(data, dataset):
+    """Return (format, folder): 'binary' or 'python', and the folder holding that dataset's files.
+
+    ``data`` may be that folder itself or its parent (where the official archives extract).
+    """
+    if dataset not in _BINARY:
+        raise ValueError(f"dataset must be 'cifar10' or 'cifar100', got {dataset!r}")
+    if not os.path.isdir(data):
+        raise FileNotFoundError(f"data: {data} is not a folder")
+    for folder in (data, *(os.path.join(data, sub) for sub in _SUBFOLDERS[dataset])):
+        for fmt, names in (("binary", _BINARY), ("python", _PYTHON)):
+            if all(os.path.isfile(os.path.join(folder, n)) for n in names[dataset]["test"]):
+                return fmt, folder
+    wanted = ", ".join(_BINARY[dataset]["test"] + _PYTHON[dataset]["test"])
+    raise FileNotFoundError(f"data: no {dataset} files in {data} or its {'/'.join(_SUBFOLDERS[dataset])} "
+                            f"subfolders (looked for {wanted})")
+
+
+def _read_binary(path, dataset, label):
+    record = IMAGE_BYTES + (1 if dataset == "cifar10" else 2)
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    if raw.size % record:
+        whole = raw.size // record
+        raise ValueError(f"{path}: truncated: {raw.size} bytes is not a whole number of {record}-byte records; "
+                         f"the record at byte offset {whole * record} is incomplete")
+    rows = raw.reshape(-1, record)
+    labels = rows[:, 0] if dataset == "cifar10" or label == "coarse" else rows[:, 1]
+    return rows[:, record - IMAGE_BYTES:], labels.astype(np.int32)
+
+
+def _read_python(path, dataset, label):
+    with open(path, "rb") as f:
+        try:
+            record = RestrictedUnpickler(f, encoding="bytes").load()
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"{path}: {e}") from None
+        except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+            raise ValueError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e})") from None
+    key = b"labels" if dataset == "cifar10" else (b"coarse_labels" if label == "coarse" else b"fine_labels")
+    if not isinstance(record, dict) or b"data" not in record or key not in record:
+        found = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise ValueError(f"{path}: expected a dict with b'data' and {key!r}, got {found}")
+    data = record[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: b'data' must be uint8 (N, {IMAGE_BYTES}), got {desc}")
+    labels = record[key]
+    if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        raise ValueError(f"{path}: {key!r} must be {len(data)} integer labels")
+    return data, np.asarray(labels, dtype=np.int32)
+
+
+def load_cifar(data, dataset="cifar10", split="train", label="fine"):
+    """Load one split into memory: uint8 images (N, 32, 32, 3) HWC and int32 labels (N,).
+
+    ``label`` picks CIFAR-100's fine (100) or coarse (20) labels. Errors name the file.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if label not in ("fine", "coarse") or (dataset == "cifar10" and label == "coarse"):
+        allowed = "'fine' or 'coarse'" if dataset == "cifar100" else "'fine'"
+        raise ValueError(f"label must be {allowed} for {dataset}, got {label!r}")
+    fmt, folder = detect_cifar_format(data, dataset)
+    names = (_BINARY if fmt == "binary" else _PYTHON)[dataset][split]
+    read = _read_binary if fmt == "binary" else _read_python
+    images, labels = [], []
+    for name in names:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"data: {path} is missing")
+        x, y = read(path, dataset, label)
+        classes = _NUM_CLASSES[(dataset, label)]
+        bad = np.flatnonzero((y < 0) | (y >= classes))
+        if bad.size:
+            raise ValueError(f"{path}: record {bad[0]} has label {y[bad[0]]}, outside [0, {classes})")
+        images.append(x)
+        labels.append(y)
+    images = np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.concatenate(labels)
