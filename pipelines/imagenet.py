@@ -12,7 +12,8 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
 from gpumix._checks import check_int
-from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
+from gpumix.pipelines._common import PREFETCH_QUEUE_DEPTH, READER_NAME, existing_path, pipeline_settings
+from gpumix.pipelines._failures import make_explaining
 
 __all__ = ["imagenet_train", "imagenet_val", "imagenet_source"]
 
@@ -78,11 +79,13 @@ def _read(data, *, shuffle, seed, shard_id, num_shards):
     common = dict(name=READER_NAME, shard_id=shard_id, num_shards=num_shards, pad_last_batch=True)
     if source[0] == "webdataset":
         # DALI's webdataset reader does not reshuffle whole epochs; it shuffles through a buffer
-        # seeded by `seed`, which stays within each epoch of each shard.
+        # seeded by `seed`, within each epoch of each shard. Each shard keeps its own slice of the
+        # tars every epoch (stick_to_shard), which also keeps each rank's reads on the same files.
         images, labels = fn.readers.webdataset(paths=source[1], index_paths=source[2],
                                                ext=[";".join(IMAGE_EXTENSIONS), "cls"],
                                                missing_component_behavior="error", random_shuffle=shuffle,
-                                               initial_fill=SHUFFLE_BUFFER, seed=seed, **common)
+                                               initial_fill=SHUFFLE_BUFFER, seed=seed, stick_to_shard=True,
+                                               **common)
         labels = fn.python_function(labels, function=_parse_cls)
     else:
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
@@ -110,7 +113,9 @@ def _imagenet_train(data, crop, device, reader):
                                                random_area=AREA, random_aspect_ratio=ASPECT,
                                                num_attempts=CROP_ATTEMPTS)
     images = fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=False)
-    images = fn.flip(images, horizontal=fn.random.coin_flip(probability=0.5))
+    # mirror only: uint8 in, uint8 HWC out, no normalization (the fused operator normalizes)
+    images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
+                                      mirror=fn.random.coin_flip(probability=0.5))
     return images, labels
 
 
@@ -139,7 +144,8 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
                                        checkpoint=checkpoint)
     imagenet_source(data)  # fail here, naming the path, not inside DALI's build
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    return _imagenet_train(data, crop, device, reader, **kwargs)
+    pipe = _imagenet_train(data, crop, device, reader, **kwargs)
+    return make_explaining(pipe, lambda: _read(data, shuffle=True, **reader), PREFETCH_QUEUE_DEPTH + 1)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
@@ -156,4 +162,5 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
                                        checkpoint=checkpoint)
     imagenet_source(data)
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    return _imagenet_val(data, crop, resize, device, reader, **kwargs)
+    pipe = _imagenet_val(data, crop, resize, device, reader, **kwargs)
+    return make_explaining(pipe, lambda: _read(data, shuffle=False, **reader), PREFETCH_QUEUE_DEPTH + 1)
