@@ -34,6 +34,7 @@ setup(
         "console_scripts": [
             "gpumix-demo=gpumix.demo:main",
             "gpumix-bench-operator=gpumix.bench.operator:main",
+            "gpumix-bench-pipeline=gpumix.bench.pipeline:main",
             "gpumix-make-dataset=gpumix.tools.make_dataset:main",
             "gpumix-scan=gpumix.tools.scan:main",
         ],

@@ -1,0 +1,126 @@
+"""Loader benchmark: gpumix's DALI ImageNet train pipeline against torchvision ImageFolder + DataLoader.
+
+Both sides read the same JPEG folder, random-resized-crop to 224 with a random
+flip, and deliver uint8 HWC (DALI) or CHW (torchvision) batches, on the same
+cores, in one process. DALI variants show what its tuning knobs buy: ROI
+decoding against a full decode, thread count and prefetch depth. Each figure
+is images/s over ``--batches`` batches after ``--warmup`` batches, median of
+``--repeats``.
+
+    gpumix-bench-pipeline [--data DIR] [--batch-size 64] --json loader.json
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+from nvidia.dali import fn, pipeline_def, types
+
+from gpumix.pipelines import imagenet_train
+from gpumix.pipelines.imagenet import AREA, ASPECT, CROP_ATTEMPTS
+from gpumix.runinfo import run_record
+from gpumix.tools.make_dataset import make_dataset
+
+__all__ = ["main"]
+
+# The embedded default: 10 classes x 64 ImageNet-sized JPEGs, made once and cached.
+DEFAULT_CLASSES, DEFAULT_PER_CLASS = 10, 64
+
+
+@pipeline_def
+def _full_decode_train(root, crop):
+    # The same augmentation without ROI decoding: decode the whole image, then crop.
+    jpegs, labels = fn.readers.file(file_root=root, name="Reader", shuffle_after_epoch=True, pad_last_batch=True)
+    images = fn.decoders.image(jpegs, device="cpu", output_type=types.RGB)
+    images = fn.random_resized_crop(images, size=(crop, crop), random_area=AREA, random_aspect_ratio=ASPECT,
+                                    num_attempts=CROP_ATTEMPTS, antialias=False)
+    images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
+                                      mirror=fn.random.coin_flip(probability=0.5))
+    return images, labels
+
+
+def _dali_rate(pipe, batch_size, warmup, batches):
+    pipe.build()
+    for _ in range(warmup):
+        pipe.run()
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        pipe.run()
+    return batch_size * batches / (time.perf_counter() - t0)
+
+
+def _torchvision_rate(root, batch_size, workers, warmup, batches):
+    from torchvision import datasets, transforms
+    tf = transforms.Compose([transforms.RandomResizedCrop(224, scale=AREA, ratio=ASPECT),
+                             transforms.RandomHorizontalFlip(), transforms.PILToTensor()])
+    loader = torch.utils.data.DataLoader(datasets.ImageFolder(root, tf), batch_size=batch_size, shuffle=True,
+                                         num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+    need = warmup + batches
+    done, t0 = 0, None
+    while done < need:
+        for _ in loader:
+            done += 1
+            if done == warmup:
+                t0 = time.perf_counter()
+            if done == need:
+                break
+    return batch_size * batches / (time.perf_counter() - t0)
+
+
+def default_data(cache=None):
+    """The embedded default dataset's folder, made on first use under ``cache``."""
+    cache = cache or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "gpumix")
+    root = os.path.join(cache, f"imagenet-synthetic-{DEFAULT_CLASSES}x{DEFAULT_PER_CLASS}")
+    if not os.path.isdir(root):
+        make_dataset("imagenet", root, classes=DEFAULT_CLASSES, images_per_class=DEFAULT_PER_CLASS, seed=0)
+    return root
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="gpumix-bench-pipeline", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="ImageNet class-folder root (default: a cached synthetic set)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batches", type=int, default=10, help="timed batches per measurement")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    for name in ("batch_size", "batches", "repeats"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    root = args.data or default_data()
+    cores = os.cpu_count() or 1
+    b = args.batch_size
+    variants = {
+        f"DALI gpumix train, ROI decode, {cores} threads, prefetch 2":
+            lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=cores),
+        "DALI gpumix train, ROI decode, 1 thread, prefetch 2":
+            lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=1),
+        f"DALI full decode + random_resized_crop, {cores} threads":
+            lambda: _full_decode_train(root, 224, batch_size=b, num_threads=cores, device_id=None),
+    }
+    rows = []
+    for name, build in variants.items():
+        rates = [_dali_rate(build(), b, args.warmup, args.batches) for _ in range(args.repeats)]
+        rows.append({"name": name, "images_per_s": statistics.median(rates), "min": min(rates), "max": max(rates)})
+        print(f"  measured {name}", flush=True)
+    name = f"torchvision ImageFolder + DataLoader, {cores} workers"
+    rates = [_torchvision_rate(root, b, cores, args.warmup, args.batches) for _ in range(args.repeats)]
+    rows.append({"name": name, "images_per_s": statistics.median(rates), "min": min(rates), "max": max(rates)})
+    best = rows[0]["images_per_s"]
+    print(f"{'loader':<58} {'images/s':>9} {'min-max':>13} {'vs first':>9}")
+    for r in rows:
+        print(f"{r['name']:<58} {r['images_per_s']:>9.0f} {r['min']:>6.0f}-{r['max']:<6.0f} "
+              f"{r['images_per_s'] / best:>8.2f}x")
+    if args.json:
+        settings = {k: v for k, v in vars(args).items() if k != "json"}
+        settings["data"] = root
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"run": run_record(settings, "cpu"), "results": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
