@@ -100,7 +100,7 @@ def _cifar_arrays(classes, per_class, seed, coarse_classes):
     n = classes * per_class
     data = np.empty((n, 3072), dtype=np.uint8)
     labels = np.repeat(np.arange(classes), per_class)
-    for i, class_id, pixels in tqdm(_samples(classes, per_class, seed, (32, 32), 0.0), total=n,
+    for i, _class_id, pixels in tqdm(_samples(classes, per_class, seed, (32, 32), 0.0), total=n,
                                     desc="cifar", unit="img"):
         data[i] = pixels.transpose(2, 0, 1).reshape(-1)
     order = np.random.default_rng(seed + 1).permutation(n)  # official files are not sorted by class
