@@ -22,7 +22,8 @@ def resolve_device(device):
     return device
 
 
-def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, seed, num_threads, checkpoint):
+def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, seed, num_threads, checkpoint,
+                      prefetch_queue_depth=PREFETCH_QUEUE_DEPTH):
     """Validate the common keywords and return (device, Pipeline keyword arguments).
 
     The pipeline's own seed (augmentation randomness) differs per shard, so
@@ -36,6 +37,7 @@ def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, se
         raise ValueError(f"shard_id must be in [0, num_shards) = [0, {num_shards}), got {shard_id}")
     check_int("seed", seed, 0)
     check_int("num_threads", num_threads, 1)
+    check_int("prefetch_queue_depth", prefetch_queue_depth, 1)
     device = resolve_device(device)
     if device == "gpu":
         device_id = check_int("device_id", device_id, 0)
@@ -44,7 +46,7 @@ def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, se
         num_threads=num_threads,
         device_id=device_id if device == "gpu" else None,
         seed=(seed * 1_000_003 + shard_id) % (2**31),  # distinct augmentation stream per shard
-        prefetch_queue_depth=PREFETCH_QUEUE_DEPTH,
+        prefetch_queue_depth=prefetch_queue_depth,
         enable_checkpointing=True,
         checkpoint=checkpoint,
     )

@@ -7,22 +7,12 @@ replays the reader alone (no decoding) up to the failed batches, decodes their
 encoded bytes with Pillow to find the culprits, and raises an error that names
 them. This costs nothing until a run fails.
 """
-import io
-
 import numpy as np
 from nvidia.dali import Pipeline, pipeline_def
-from PIL import Image
+
+from gpumix._imagecheck import why_undecodable
 
 __all__ = ["ExplainingPipeline", "make_explaining"]
-
-
-def _undecodable(encoded):
-    try:
-        with Image.open(io.BytesIO(encoded)) as img:
-            img.load()
-    except Exception as e:  # noqa: BLE001 - any decoder failure is the finding
-        return f"{type(e).__name__}: {e}" if encoded.size else "empty file"
-    return None
 
 
 @pipeline_def
@@ -56,7 +46,7 @@ class ExplainingPipeline(Pipeline):
             if i < self._gpumix_runs:
                 continue
             for k in range(len(encoded)):
-                why = _undecodable(np.array(encoded[k]))
+                why = why_undecodable(np.array(encoded[k]).tobytes())
                 if why is not None:
                     bad.append(f"{encoded[k].source_info()} ({why})")
         if not bad:

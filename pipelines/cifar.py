@@ -76,10 +76,10 @@ def _cifar(source, train, device):
 
 
 def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_id, num_shards, seed, num_threads,
-           checkpoint):
+           checkpoint, prefetch_queue_depth):
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
-                                       checkpoint=checkpoint)
+                                       checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     images, labels = load_cifar(existing_path("data", data), dataset, "train" if train else "test", label)
     source = ShardSource(images, labels, batch_size=batch_size, shard_id=shard_id, num_shards=num_shards,
                          seed=seed, shuffle=train)
@@ -89,7 +89,8 @@ def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_
 
 
 def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
-                num_shards=1, seed=0, num_threads=4, checkpoint=None):
+                num_shards=1, seed=0, num_threads=4, checkpoint=None,
+                   prefetch_queue_depth=2):
     """CIFAR training pipeline: pad 4, random 32x32 crop, random horizontal flip.
 
     ``data`` is the folder of the extracted official binary or python files (or
@@ -99,12 +100,13 @@ def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="au
     """
     return _build(data, True, batch_size=batch_size, dataset=dataset, label=label, device=device,
                   device_id=device_id, shard_id=shard_id, num_shards=num_shards, seed=seed,
-                  num_threads=num_threads, checkpoint=checkpoint)
+                  num_threads=num_threads, checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
 
 
 def cifar_val(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
-              num_shards=1, seed=0, num_threads=4, checkpoint=None):
+              num_shards=1, seed=0, num_threads=4, checkpoint=None,
+                   prefetch_queue_depth=2):
     """CIFAR test-split pipeline: no augmentation, no shuffling; outputs as ``cifar_train``."""
     return _build(data, False, batch_size=batch_size, dataset=dataset, label=label, device=device,
                   device_id=device_id, shard_id=shard_id, num_shards=num_shards, seed=seed,
-                  num_threads=num_threads, checkpoint=checkpoint)
+                  num_threads=num_threads, checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)

@@ -12,7 +12,7 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
 from gpumix._checks import check_int
-from gpumix.pipelines._common import PREFETCH_QUEUE_DEPTH, READER_NAME, existing_path, pipeline_settings
+from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
 
 __all__ = ["imagenet_train", "imagenet_val", "imagenet_source"]
@@ -129,27 +129,30 @@ def _imagenet_val(data, crop, resize, device, reader):
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None):
+                   num_threads=4, checkpoint=None,
+                   prefetch_queue_depth=2):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
     ``(crop, crop, 3)`` images and int32 labels, on the GPU (mixed ROI decoder)
     or the CPU. Checkpointing is on; pass ``checkpoint=`` (a string from
-    ``Pipeline.checkpoint()``) to resume. Shuffling depends on ``(seed, epoch)``
+    ``Pipeline.checkpoint()``) to resume. ``prefetch_queue_depth`` is DALI's
+    (batches prepared ahead of the consumer). Shuffling depends on ``(seed, epoch)``
     only, and the ``num_shards`` shards split each epoch's permutation.
     """
     check_int("crop", crop, 1)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
-                                       checkpoint=checkpoint)
+                                       checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     imagenet_source(data)  # fail here, naming the path, not inside DALI's build
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
     pipe = _imagenet_train(data, crop, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(data, shuffle=True, **reader), PREFETCH_QUEUE_DEPTH + 1)
+    return make_explaining(pipe, lambda: _read(data, shuffle=True, **reader), prefetch_queue_depth + 1)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
-                 seed=0, num_threads=4, checkpoint=None):
+                 seed=0, num_threads=4, checkpoint=None,
+                   prefetch_queue_depth=2):
     """ImageNet validation pipeline: shorter side to ``resize``, then a center ``crop``.
 
     ``resize`` defaults to ``crop * 256 / 224`` (256 for 224). Outputs are as
@@ -159,8 +162,8 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
     resize = round(crop * 256 / 224) if resize is None else check_int("resize", resize, 1)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
-                                       checkpoint=checkpoint)
+                                       checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     imagenet_source(data)
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
     pipe = _imagenet_val(data, crop, resize, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(data, shuffle=False, **reader), PREFETCH_QUEUE_DEPTH + 1)
+    return make_explaining(pipe, lambda: _read(data, shuffle=False, **reader), prefetch_queue_depth + 1)

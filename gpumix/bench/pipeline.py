@@ -98,6 +98,10 @@ def main(argv=None):
             lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=cores),
         "DALI gpumix train, ROI decode, 1 thread, prefetch 2":
             lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=1),
+        f"DALI gpumix train, ROI decode, {cores} threads, prefetch 1":
+            lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=cores, prefetch_queue_depth=1),
+        f"DALI gpumix train, ROI decode, {cores} threads, prefetch 3":
+            lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=cores, prefetch_queue_depth=3),
         f"DALI full decode + random_resized_crop, {cores} threads":
             lambda: _full_decode_train(root, 224, batch_size=b, num_threads=cores, device_id=None),
     }

@@ -14,8 +14,9 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image
 from tqdm import tqdm
+
+from gpumix._imagecheck import why_undecodable
 
 __all__ = ["main", "list_images", "check_image"]
 
@@ -53,14 +54,11 @@ def list_images(data):
 
 
 def check_image(path):
-    """None if ``path`` decodes completely, else the reason it does not."""
+    """None if the file at ``path`` decodes completely, else the reason it does not."""
     try:
-        if os.path.getsize(path) == 0:
-            return "empty file"
-        with Image.open(path) as img:
-            img.load()  # a full decode: truncation shows up here, not in open()
-        return None
-    except Exception as e:  # noqa: BLE001 - any decoder failure is a finding, reported with its message
+        with open(path, "rb") as f:
+            return why_undecodable(f.read())
+    except OSError as e:
         return f"{type(e).__name__}: {e}"
 
 

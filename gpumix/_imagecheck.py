@@ -1,0 +1,18 @@
+"""Whether an encoded image decodes completely (Pillow), and why not."""
+import io
+
+from PIL import Image
+
+__all__ = ["why_undecodable"]
+
+
+def why_undecodable(data):
+    """None if ``data`` (bytes-like) decodes completely, else the reason it does not."""
+    if len(data) == 0:
+        return "empty file"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # a full decode: truncation shows up here, not in open()
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the finding, reported with its message
+        return f"{type(e).__name__}: {e}"
+    return None
