@@ -89,8 +89,7 @@ def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_
 
 
 def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
-                num_shards=1, seed=0, num_threads=4, checkpoint=None,
-                   prefetch_queue_depth=2):
+                num_shards=1, seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2):
     """CIFAR training pipeline: pad 4, random 32x32 crop, random horizontal flip.
 
     ``data`` is the folder of the extracted official binary or python files (or
@@ -104,8 +103,7 @@ def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="au
 
 
 def cifar_val(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
-              num_shards=1, seed=0, num_threads=4, checkpoint=None,
-                   prefetch_queue_depth=2):
+              num_shards=1, seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2):
     """CIFAR test-split pipeline: no augmentation, no shuffling; outputs as ``cifar_train``."""
     return _build(data, False, batch_size=batch_size, dataset=dataset, label=label, device=device,
                   device_id=device_id, shard_id=shard_id, num_shards=num_shards, seed=seed,

@@ -72,9 +72,8 @@ def _parse_cls(raw):
     return np.array([int(bytes(raw).decode("ascii"))], dtype=np.int32)
 
 
-def _read(data, *, shuffle, seed, shard_id, num_shards):
-    """The named reader: (encoded images, int32 labels)."""
-    source = imagenet_source(data)
+def _read(source, *, shuffle, seed, shard_id, num_shards):
+    """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels)."""
     # pad the shard's last batch so that iterators can drop the padding: exactly once per epoch
     common = dict(name=READER_NAME, shard_id=shard_id, num_shards=num_shards, pad_last_batch=True)
     if source[0] == "webdataset":
@@ -99,8 +98,8 @@ def _read(data, *, shuffle, seed, shard_id, num_shards):
 
 
 @pipeline_def
-def _imagenet_train(data, crop, device, reader):
-    images, labels = _read(data, shuffle=True, **reader)
+def _imagenet_train(source, crop, device, reader):
+    images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
         # ROI decode: only the random crop window is decoded, on the GPU and its hardware decoder.
         images = fn.decoders.image_random_crop(images, device="mixed", output_type=types.RGB,
@@ -120,8 +119,8 @@ def _imagenet_train(data, crop, device, reader):
 
 
 @pipeline_def
-def _imagenet_val(data, crop, resize, device, reader):
-    images, labels = _read(data, shuffle=False, **reader)
+def _imagenet_val(source, crop, resize, device, reader):
+    images, labels = _read(source, shuffle=False, **reader)
     images = fn.decoders.image(images, device="mixed" if device == "gpu" else "cpu", output_type=types.RGB)
     images = fn.resize(images, resize_shorter=resize, interp_type=types.INTERP_TRIANGULAR, antialias=True)
     images = fn.crop(images, crop=(crop, crop), out_of_bounds_policy="pad")
@@ -129,8 +128,7 @@ def _imagenet_val(data, crop, resize, device, reader):
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None,
-                   prefetch_queue_depth=2):
+                   num_threads=4, checkpoint=None, prefetch_queue_depth=2):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
@@ -144,15 +142,14 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
-    imagenet_source(data)  # fail here, naming the path, not inside DALI's build
+    source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_train(data, crop, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(data, shuffle=True, **reader), prefetch_queue_depth + 1)
+    pipe = _imagenet_train(source, crop, device, reader, **kwargs)
+    return make_explaining(pipe, lambda: _read(source, shuffle=True, **reader), prefetch_queue_depth + 1)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
-                 seed=0, num_threads=4, checkpoint=None,
-                   prefetch_queue_depth=2):
+                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2):
     """ImageNet validation pipeline: shorter side to ``resize``, then a center ``crop``.
 
     ``resize`` defaults to ``crop * 256 / 224`` (256 for 224). Outputs are as
@@ -163,7 +160,7 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
-    imagenet_source(data)
+    source = imagenet_source(data)
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_val(data, crop, resize, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(data, shuffle=False, **reader), prefetch_queue_depth + 1)
+    pipe = _imagenet_val(source, crop, resize, device, reader, **kwargs)
+    return make_explaining(pipe, lambda: _read(source, shuffle=False, **reader), prefetch_queue_depth + 1)
