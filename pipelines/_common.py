@@ -7,9 +7,6 @@ __all__ = ["READER_NAME", "resolve_device", "pipeline_settings", "existing_path"
 
 # DALI's iterators (and gpumix's) find the epoch size through the reader's name.
 READER_NAME = "Reader"
-# Samples DALI keeps ready ahead of the consumer: 2 overlaps one batch of
-# decoding with one training step (DALI's default, also the resnet50 example's).
-PREFETCH_QUEUE_DEPTH = 2
 
 
 def resolve_device(device):
@@ -23,8 +20,13 @@ def resolve_device(device):
 
 
 def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, seed, num_threads, checkpoint,
-                      prefetch_queue_depth=PREFETCH_QUEUE_DEPTH):
+                      prefetch_queue_depth):
     """Validate the common keywords and return (device, Pipeline keyword arguments).
+
+    The builders default ``prefetch_queue_depth`` to 2: batches DALI keeps
+    ready ahead of the consumer, so one batch decodes while one training step
+    runs (DALI's default, also its resnet50 example's; 1 and 3 measured no
+    better, docs/benchmarks.md).
 
     The pipeline's own seed (augmentation randomness) differs per shard, so
     ranks crop and flip independently; the readers' shuffling uses ``seed``
