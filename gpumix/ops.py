@@ -9,7 +9,7 @@ from gpumix._alloc import empty_output
 from gpumix._checks import check_bool, check_float, check_int
 from gpumix.params import MixParams
 
-__all__ = ["mix_normalize", "OUTPUT_DTYPES"]
+__all__ = ["mix_normalize", "normalize", "OUTPUT_DTYPES"]
 
 OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -56,27 +56,10 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
             ``s = (1-eps)*onehot + eps/K``.
         clean (only with return_clean): like images, without mixing.
     """
-    if not isinstance(batch, torch.Tensor):
-        raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
-    if batch.dtype != torch.uint8:
-        raise TypeError(f"batch must have dtype torch.uint8, got {batch.dtype}")
-    if batch.dim() != 4:
-        raise ValueError(f"batch must be (B, H, W, C), got shape {tuple(batch.shape)}")
-    n, height, width, channels = batch.shape
-    if channels not in (1, 3):
-        raise ValueError(f"batch must have 1 or 3 channels last (NHWC), got shape {tuple(batch.shape)}")
-    if n == 0 or height == 0 or width == 0:
-        raise ValueError(f"batch must not be empty, got shape {tuple(batch.shape)}")
+    n, height, width, channels = _check_batch(batch)
     k = check_int("num_classes", num_classes, 2)
     eps = check_float("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-    mean = _channel_floats("mean", mean, channels)
-    std = _channel_floats("std", std, channels)
-    for c, s in enumerate(std):
-        if s <= 0:
-            raise ValueError(f"std[{c}] must be > 0, got {s!r}")
-    if dtype not in OUTPUT_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(map(str, OUTPUT_DTYPES))}, got {dtype!r}")
-    check_bool("channels_last", channels_last)
+    mean, std = _check_output(channels, mean, std, dtype, channels_last)
     check_bool("return_clean", return_clean)
 
     if not isinstance(labels, torch.Tensor):
@@ -101,10 +84,59 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
             f"boxes must lie inside the {height}x{width} image, got a box reaching "
             f"y1 = {params.box_extent[0]}, x1 = {params.box_extent[1]}")
 
-    device = batch.device
     params_device = params.device
-    if params_device != device and params_device.type != "cpu":
-        raise ValueError(f"params are on {params_device} but batch is on {device}")
+    if params_device != batch.device and params_device.type != "cpu":
+        raise ValueError(f"params are on {params_device} but batch is on {batch.device}")
+    return _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean)
+
+
+def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False):
+    """Normalize, transpose and cast a uint8 batch in one pass, without mixing: the operator's identity.
+
+    Args and output layout as ``mix_normalize`` (batch uint8 ``(B, H, W, C)``,
+    never modified); returns only the images, ``dtype``, logical shape
+    ``(B, C, H, W)``, on batch's device: ``(x - mean[c]) / std[c]``. It runs
+    the same kernel as ``mix_normalize`` with lam = 1 and no targets, so the
+    two differ by exactly the cost of mixing.
+    """
+    n, _, _, channels = _check_batch(batch)
+    mean, std = _check_output(channels, mean, std, dtype, channels_last)
+    labels = torch.zeros(n, dtype=torch.int64)
+    images, _ = _launch(batch, labels, MixParams.identity(n), mean, std, 0, 0.0, dtype, channels_last, False)
+    return images
+
+
+def _check_batch(batch):
+    if not isinstance(batch, torch.Tensor):
+        raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+    if batch.dtype != torch.uint8:
+        raise TypeError(f"batch must have dtype torch.uint8, got {batch.dtype}")
+    if batch.dim() != 4:
+        raise ValueError(f"batch must be (B, H, W, C), got shape {tuple(batch.shape)}")
+    n, height, width, channels = batch.shape
+    if channels not in (1, 3):
+        raise ValueError(f"batch must have 1 or 3 channels last (NHWC), got shape {tuple(batch.shape)}")
+    if n == 0 or height == 0 or width == 0:
+        raise ValueError(f"batch must not be empty, got shape {tuple(batch.shape)}")
+    return n, height, width, channels
+
+
+def _check_output(channels, mean, std, dtype, channels_last):
+    mean = _channel_floats("mean", mean, channels)
+    std = _channel_floats("std", std, channels)
+    for c, s in enumerate(std):
+        if s <= 0:
+            raise ValueError(f"std[{c}] must be > 0, got {s!r}")
+    if dtype not in OUTPUT_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(str, OUTPUT_DTYPES))}, got {dtype!r}")
+    check_bool("channels_last", channels_last)
+    return mean, std
+
+
+def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean):
+    """Allocate the outputs and run the CUDA kernel or the CPU twin; arguments already validated."""
+    n, height, width, channels = batch.shape
+    device = batch.device
     params = params.to(device, non_blocking=True)
     labels = labels.to(device, torch.int64, non_blocking=True)
     boxes = params.boxes if params.boxes is not None else torch.zeros((n, 4), dtype=torch.int32, device=device)
@@ -122,8 +154,11 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     # Imported here, not at module level: importing gpumix must not load numba.
     from gpumix.kernels import arith
     encoding = {torch.float32: arith.ENC_F32, torch.float16: arith.ENC_F16, torch.bfloat16: arith.ENC_BF16}
-    backend = "mix_normalize_cuda" if batch.is_cuda else "mix_normalize_cpu"
-    kernel = importlib.import_module(f"gpumix.kernels.{backend}")
-    kernel.launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean_t, inv_std_t, eps,
+    _kernel(batch).launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean_t, inv_std_t, eps,
                   encoding[dtype], raw(images), targets, raw(clean))
     return (images, targets, clean) if return_clean else (images, targets)
+
+
+def _kernel(batch):
+    """The module that runs ``batch``: the CUDA kernel for CUDA tensors, the CPU twin otherwise."""
+    return importlib.import_module("gpumix.kernels." + ("mix_normalize_cuda" if batch.is_cuda else "mix_normalize_cpu"))

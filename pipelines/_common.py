@@ -66,6 +66,5 @@ def existing_path(name, path):
 
 
 def reader_meta(pipe, name=READER_NAME):
-    """The reader metadata of a built pipeline: DALI's ``reader_meta`` or, for CIFAR, its source's."""
-    meta = getattr(pipe, "gpumix_reader_meta", None)
-    return dict(meta) if meta is not None else pipe.reader_meta(name)
+    """The metadata of a built pipeline's reader ``name`` (CIFAR pipelines answer for their in-memory source)."""
+    return pipe.reader_meta(name)

@@ -3,19 +3,19 @@
 The source behaves like a DALI reader with ``pad_last_batch=True``: epoch
 ``e`` of shard ``s`` is the shard's slice of one permutation drawn from
 ``(seed, e)``, its last batch padded with its last sample, and epochs follow
-each other without a break. ``reader_meta(pipe)`` reports the same numbers a
-DALI reader would (``gpumix.pipelines.reader_meta``), so iterators can drop
-the padding and count epochs.
+each other without a break. The pipeline's ``reader_meta("Reader")`` reports
+the same numbers a DALI reader would, so DALI's iterators (and gpumix's) find
+the epoch size by the reader's name, drop the padding and count epochs.
 """
 import math
 
 import numpy as np
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import Pipeline, fn, pipeline_def, types
 
-from gpumix.pipelines._common import existing_path, pipeline_settings
+from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines.cifar_files import load_cifar
 
-__all__ = ["cifar_train", "cifar_val", "ShardSource"]
+__all__ = ["cifar_train", "cifar_val", "ShardSource", "InMemoryPipeline"]
 
 PAD = 4  # pixels of zero padding before the random 32x32 crop (He et al., 2016)
 SIZE = 32
@@ -59,6 +59,17 @@ class ShardSource:
                 "number_of_shards": num_shards, "shard_id": shard_id, "pad_last_batch": 1, "stick_to_shard": 1}
 
 
+class InMemoryPipeline(Pipeline):
+    """A Pipeline fed by a ``ShardSource`` that answers ``reader_meta`` for it under ``READER_NAME``."""
+
+    def reader_meta(self, name=None):
+        if name is None:
+            return {READER_NAME: dict(self.gpumix_reader_meta), **super().reader_meta()}
+        if name == READER_NAME:
+            return dict(self.gpumix_reader_meta)
+        return super().reader_meta(name)
+
+
 @pipeline_def
 def _cifar(source, train, device):
     images, labels = fn.external_source(source=source, num_outputs=2, batch=False, layout=["HWC", ""],
@@ -84,6 +95,7 @@ def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_
     source = ShardSource(images, labels, batch_size=batch_size, shard_id=shard_id, num_shards=num_shards,
                          seed=seed, shuffle=train)
     pipe = _cifar(source, train, device, **kwargs)
+    pipe.__class__ = InMemoryPipeline
     pipe.gpumix_reader_meta = source.meta(num_shards, shard_id)
     return pipe
 

@@ -4,6 +4,7 @@ NUMBA_ENABLE_CUDASIM=1 is set before anything imports numba, so the exact
 CUDA kernel source runs on the CPU simulator. Set GPUMIX_TEST_REAL_CUDA=1 on a
 GPU machine to run the real-CUDA tests instead (the simulator tests then skip).
 """
+import glob
 import os
 
 if os.environ.get("GPUMIX_TEST_REAL_CUDA") != "1":
@@ -91,3 +92,37 @@ def launch_poisoned():
         return images, targets, clean
 
     return run
+
+
+@pytest.fixture(scope="session")
+def datasets(tmp_path_factory):
+    """Paths of small synthetic datasets made once per session.
+
+    imagenet: a class-folder root (3 classes x 5 images of 40x56); file_list:
+    the same images as a DALI file list; unique_list: the same images, each
+    with its own label 0..14 (so labels identify samples); webdataset: shards
+    of the same kind of set; cifar10/100-binary/python: 4 images per class.
+    """
+    from gpumix.tools.make_dataset import make_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    found = {"imagenet": make_dataset("imagenet", root / "imagenet", classes=3, images_per_class=5, seed=1,
+                                      size=(40, 56))}
+    rows = []
+    for label, cls in enumerate(sorted(os.listdir(found["imagenet"]))):
+        for f in sorted(os.listdir(os.path.join(found["imagenet"], cls))):
+            rows.append(f"{cls}/{f} {label}\n")
+    found["file_list"] = os.path.join(found["imagenet"], "files.txt")
+    with open(found["file_list"], "w") as f:
+        f.writelines(rows)
+    found["unique_list"] = os.path.join(found["imagenet"], "unique.txt")
+    with open(found["unique_list"], "w") as f:
+        f.writelines(f"{row.split()[0]} {i}\n" for i, row in enumerate(rows))
+    wds = make_dataset("webdataset", root / "wds", classes=3, images_per_class=5, seed=1, size=(40, 56))
+    found["webdataset"] = sorted(glob.glob(os.path.join(wds, "*.tar")))
+    for name in ("cifar10", "cifar100"):
+        for fmt in ("binary", "python"):
+            classes = 10 if name == "cifar10" else 20
+            found[f"{name}-{fmt}"] = make_dataset(name, root / f"{name}-{fmt}", classes=classes, images_per_class=4,
+                                                  seed=2, cifar_format=fmt)
+    return found

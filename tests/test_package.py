@@ -36,6 +36,13 @@ def test_no_top_level_kernels_pipelines_or_train_module():
 def test_import_loads_neither_numba_nor_cuda():
     state = _run("import sys, json, gpumix, torch; "
                  "print(json.dumps({'numba': 'numba' in sys.modules, 'cuda': torch.cuda.is_initialized(), "
-                 "'api': sorted(gpumix.__all__)}))")
-    assert state == {"numba": False, "cuda": False,
-                     "api": sorted(["Mixup", "MixMode", "MixParams", "mix_normalize", "__version__"])}
+                 "'dali': 'nvidia.dali' in sys.modules, 'api': sorted(gpumix.__all__)}))")
+    assert state == {"numba": False, "cuda": False, "dali": False,
+                     "api": sorted(["Mixup", "MixMode", "MixParams", "mix_normalize", "normalize", "MixupIterator",
+                                    "MixedBatch", "LastBatch", "__version__"])}
+
+
+def test_iterator_is_loaded_on_first_use():
+    state = _run("import sys, json, gpumix; it = gpumix.MixupIterator; "
+                 "print(json.dumps({'dali': 'nvidia.dali' in sys.modules, 'name': it.__name__}))")
+    assert state == {"dali": True, "name": "MixupIterator"}

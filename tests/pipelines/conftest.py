@@ -1,34 +1,7 @@
-"""Tiny datasets made on the fly, once per test session, and helpers to drain DALI pipelines."""
-import glob
-import os
-
+"""Helpers to drain DALI pipelines (the tiny datasets are the session fixture ``datasets`` of tests/conftest.py)."""
 import numpy as np
 import pytest
 
-from gpumix.tools.make_dataset import make_dataset
-
-
-@pytest.fixture(scope="session")
-def datasets(tmp_path_factory):
-    """Paths of small synthetic datasets: imagenet folder, file list, webdataset shards, cifar in both formats."""
-    root = tmp_path_factory.mktemp("data")
-    found = {"imagenet": make_dataset("imagenet", root / "imagenet", classes=3, images_per_class=5, seed=1,
-                                      size=(40, 56))}
-    rows = []
-    for label, cls in enumerate(sorted(os.listdir(found["imagenet"]))):
-        for f in sorted(os.listdir(os.path.join(found["imagenet"], cls))):
-            rows.append(f"{cls}/{f} {label}\n")
-    found["file_list"] = os.path.join(found["imagenet"], "files.txt")
-    with open(found["file_list"], "w") as f:
-        f.writelines(rows)
-    wds = make_dataset("webdataset", root / "wds", classes=3, images_per_class=5, seed=1, size=(40, 56))
-    found["webdataset"] = sorted(glob.glob(os.path.join(wds, "*.tar")))
-    for name in ("cifar10", "cifar100"):
-        for fmt in ("binary", "python"):
-            classes = 10 if name == "cifar10" else 20
-            found[f"{name}-{fmt}"] = make_dataset(name, root / f"{name}-{fmt}", classes=classes, images_per_class=4,
-                                                  seed=2, cifar_format=fmt)
-    return found
 
 
 def _shard_sizes(total, num_shards):
