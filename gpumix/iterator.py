@@ -47,10 +47,11 @@ _DALI_POLICY = {LastBatch.PARTIAL: LastBatchPolicy.PARTIAL, LastBatch.DROP: Last
 
 
 class MixedBatch(typing.NamedTuple):
-    """One step with ``return_clean=True``, all on the pipeline's device.
+    """One step with ``return_clean=True`` or ``return_params=True``, all on the pipeline's device.
 
     images: mixed, ``dtype`` (B, C, H, W); targets: float32 (B, K) soft targets;
-    clean: the unmixed normalized batch, like images; index: int64 (B,), the
+    clean: the unmixed normalized batch, like images (None unless
+    ``return_clean``, since it costs a second output); index: int64 (B,), the
     partner of each sample; lam: float32 (B,), the weight of each sample itself
     (for CutMix, the fraction of its own pixels); labels: int64 (B,), the
     original labels.
@@ -129,6 +130,8 @@ class MixupIterator:
         last_batch_policy: "partial", "drop" or "fill" (``LastBatch``), DALI's meaning.
         return_clean: yield ``MixedBatch`` (clean batch, partner index, lam,
             labels too) instead of ``(images, targets)``.
+        return_params: yield ``MixedBatch`` without the clean batch (index, lam
+            and labels, e.g. for a per-pair loss).
         rank: this process's global rank; mix parameters are
             ``mixup.sample(B, (H, W), epoch=e, step=s, rank=rank)``.
         state: a ``state_dict()`` to resume from; ``pipeline`` must have been
@@ -144,7 +147,8 @@ class MixupIterator:
     """
 
     def __init__(self, pipeline, mixup, *, mean, std, dtype=torch.float32, channels_last=False,
-                 reader_name="Reader", last_batch_policy="partial", return_clean=False, rank=0, state=None):
+                 reader_name="Reader", last_batch_policy="partial", return_clean=False, return_params=False, rank=0,
+                 state=None):
         if mixup is not None and not isinstance(mixup, Mixup):
             raise TypeError(f"mixup must be a gpumix.Mixup or None, got {type(mixup).__name__}")
         channels = _channel_count(mean)
@@ -160,8 +164,11 @@ class MixupIterator:
             raise ValueError(f"last_batch_policy must be 'partial', 'drop' or 'fill', got {last_batch_policy!r}") \
                 from None
         self._return_clean = check_bool("return_clean", return_clean)
+        self._return_params = check_bool("return_params", return_params) or return_clean
         if return_clean and mixup is None:
             raise ValueError("return_clean=True needs mixup: with mixup=None the images are already clean")
+        if return_params and mixup is None:
+            raise ValueError("return_params=True needs mixup: with mixup=None nothing is mixed")
         self._rank = check_int("rank", rank, 0)
         self._mixup = mixup
         self.last_batch_policy = policy
@@ -277,10 +284,11 @@ class MixupIterator:
                                 num_classes=self._mixup.num_classes, label_smoothing=self._mixup.label_smoothing,
                                 dtype=self._dtype, channels_last=self._channels_last,
                                 return_clean=self._return_clean)
-        if not self._return_clean:
+        if not self._return_params:
             return outputs
         device = outputs[0].device
-        return MixedBatch(*outputs, params.index.to(device, non_blocking=True),
+        clean = outputs[2] if self._return_clean else None
+        return MixedBatch(outputs[0], outputs[1], clean, params.index.to(device, non_blocking=True),
                           params.lam.to(device, non_blocking=True), labels.to(device, non_blocking=True))
 
     def _hold(self, images):

@@ -159,6 +159,21 @@ def test_resume_is_bit_identical(datasets, data, stop_after):
             assert torch.equal(a, b), f"batch {stop_after + k}"
 
 
+def test_return_params_gives_the_mix_without_a_clean_batch(datasets):
+    mixup = Mixup(num_classes=N, alpha=1.0, seed=6)
+    with_clean = _run(MixupIterator(_train(datasets), mixup, mean=MEAN, std=STD, return_clean=True), 3)
+    loader = MixupIterator(_train(datasets), mixup, mean=MEAN, std=STD, return_params=True)
+    for got, want in zip(_run_batches(loader, 3), with_clean):
+        assert isinstance(got, MixedBatch) and got.clean is None
+        for name in ("images", "targets", "index", "lam", "labels"):
+            assert torch.equal(getattr(got, name), want[MixedBatch._fields.index(name)]), name
+
+
+def _run_batches(loader, steps):
+    it = iter(loader)
+    return [next(it) for _ in range(steps)]
+
+
 def test_same_seed_same_stream_and_ranks_differ(datasets):
     def stream(seed, rank):
         mixup = Mixup(num_classes=N, alpha=1.0, mode="elem", seed=seed)
@@ -307,6 +322,8 @@ def test_channels_disagree_with_the_pipeline(datasets):
     (dict(rank=-1), ValueError, "rank must be >= 0, got -1"),
     (dict(return_clean=1), TypeError, "return_clean must be a bool, got 1"),
     (dict(return_clean=True), ValueError, "return_clean=True needs mixup"),
+    (dict(return_params=True), ValueError, "return_params=True needs mixup"),
+    (dict(return_params="yes"), TypeError, "return_params must be a bool, got 'yes'"),
     (dict(std=[1.0, 0.0, 1.0]), ValueError, r"std\[1\] must be > 0, got 0.0"),
     (dict(std=[1.0, float("nan"), 1.0]), ValueError, r"std\[1\] must be finite, got nan"),
     (dict(dtype=torch.float64), ValueError, "dtype must be one of"),
