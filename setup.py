@@ -24,15 +24,25 @@ setup(
         "numba>=0.59,<1",
         "numba-cuda>=0.15,<1",
         "nvidia-dali-cuda120>=1.40,<3",
+        # the benchmark's bar chart and the trainer's loss/accuracy curves
+        "matplotlib>=3.5",
+        # the trainer's recipe files
+        "pyyaml>=5.4",
     ],
+    package_data={"gpumix.train": ["recipes/*.yaml"]},
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+        # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)
+        "digits": ["scikit-learn>=1.0"],
         # timm is only a competitor in the benchmark, never a dependency of gpumix itself.
         "bench": ["timm>=0.9"],
     },
     entry_points={
         "console_scripts": [
             "gpumix-demo=gpumix.demo:main",
+            "gpumix-bench=gpumix.bench.main:main",
+            "gpumix-train=gpumix.train.__main__:main",
+            "gpumix-make-digits=gpumix.tools.digits:main",
             "gpumix-bench-operator=gpumix.bench.operator:main",
             "gpumix-bench-pipeline=gpumix.bench.pipeline:main",
             "gpumix-make-dataset=gpumix.tools.make_dataset:main",

@@ -242,6 +242,11 @@ class MixupIterator:
         return self._step
 
     @property
+    def mixup(self):
+        """The ``Mixup`` config, or None when the iterator only normalizes."""
+        return self._mixup
+
+    @property
     def batch_size(self):
         return self._pipeline.max_batch_size
 

@@ -1,0 +1,120 @@
+"""``gpumix-make-digits``: scikit-learn's 8x8 digits as a small CIFAR-10-format dataset, optionally label-corrupted.
+
+The 1797 digits (no download: they ship inside scikit-learn) are upsampled to
+32x32 by nearest neighbour (each pixel becomes a 4x4 block), scaled from 0..16
+to 0..255 and copied to the three colour planes, split into train and test with
+a seeded permutation, and written in the official CIFAR-10 binary layout. With
+``--corrupt-fraction F`` a fraction F of the training labels is replaced by
+labels drawn uniformly from the 10 classes (so about 9/10 of them change), as
+in the mixup paper's corrupted-label experiment; test labels are never changed.
+
+    gpumix-make-digits data/digits --corrupt-fraction 0.5
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from gpumix._checks import check_float, check_int
+
+__all__ = ["make_digits", "main", "FOLDER", "TRAIN_FILES"]
+
+FOLDER = "cifar-10-batches-bin"
+TRAIN_FILES = 5  # data_batch_1..5.bin, as in the official archive (gpumix.pipelines.cifar_files reads all five)
+NUM_CLASSES = 10
+SIZE = 32
+
+
+def _load_digits():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError("make_digits needs scikit-learn: pip install gpumix[digits]") from None
+    digits = load_digits()
+    return np.asarray(digits.images, dtype=np.float64), np.asarray(digits.target, dtype=np.int64)
+
+
+def _cifar_rows(images):
+    """float (N, 8, 8) in 0..16 -> uint8 (N, 3072): 32x32 nearest upsampling, R, G and B planes row-major."""
+    import torch
+    import torch.nn.functional as F
+
+    big = F.interpolate(torch.from_numpy(images)[:, None], size=(SIZE, SIZE), mode="nearest")[:, 0].numpy()
+    pixels = np.clip(np.rint(big * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    return np.repeat(pixels.reshape(len(images), 1, SIZE * SIZE), 3, axis=1).reshape(len(images), -1)
+
+
+def make_digits(out_dir, *, seed=0, test_fraction=0.25, corrupt_fraction=0.0):
+    """Write ``out_dir/cifar-10-batches-bin/`` (data_batch_1..5.bin, test_batch.bin, batches.meta.txt).
+
+    Each record is 1 label byte and 3072 pixel bytes (R, G, B planes of 32x32).
+    ``test_fraction`` in (0, 1) of the 1797 digits go to the test file;
+    ``corrupt_fraction`` in [0, 1] of the training labels are redrawn uniformly
+    from 0..9. Everything depends only on ``seed``. The folder is written under
+    a temporary name and renamed at the end; an existing one is refused.
+    Returns ``out_dir``.
+    """
+    out_dir = os.fspath(out_dir)
+    seed = check_int("seed", seed, 0)
+    test_fraction = check_float("test_fraction", test_fraction, 0.0, 1.0, high_open=True)
+    if test_fraction == 0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    corrupt_fraction = check_float("corrupt_fraction", corrupt_fraction, 0.0, 1.0)
+    target = os.path.join(out_dir, FOLDER)
+    if os.path.exists(target):
+        raise FileExistsError(f"out_dir: {target} already exists")
+    images, labels = _load_digits()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    n_test = min(max(1, round(len(images) * test_fraction)), len(images) - 1)
+    test, train = order[:n_test], order[n_test:]
+    train_labels = labels[train].copy()
+    n_corrupt = round(len(train) * corrupt_fraction)
+    if n_corrupt:
+        chosen = rng.choice(len(train), size=n_corrupt, replace=False)
+        train_labels[chosen] = rng.integers(0, NUM_CLASSES, size=n_corrupt)
+    rows = _cifar_rows(images)
+    files = {f"data_batch_{k + 1}.bin": idx for k, idx in enumerate(np.array_split(np.arange(len(train)), TRAIN_FILES))}
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".gpumix-digits-", dir=out_dir)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would stick to the folder
+        for name, idx in files.items():
+            records = np.concatenate([train_labels[idx, None].astype(np.uint8), rows[train[idx]]], axis=1)
+            records.tofile(os.path.join(staging, name))
+        np.concatenate([labels[test, None].astype(np.uint8), rows[test]], axis=1).tofile(
+            os.path.join(staging, "test_batch.bin"))
+        with open(os.path.join(staging, "batches.meta.txt"), "w", encoding="ascii") as f:
+            f.write("".join(f"{k}\n" for k in range(NUM_CLASSES)))
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="gpumix-make-digits", description=__doc__.splitlines()[0])
+    p.add_argument("out", help="folder to write cifar-10-batches-bin/ into")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=float, default=0.25, help="share of the digits in the test file")
+    p.add_argument("--corrupt-fraction", type=float, default=0.0,
+                   help="share of training labels redrawn uniformly at random")
+    args = p.parse_args(argv)
+    try:
+        out = make_digits(args.out, seed=args.seed, test_fraction=args.test_fraction,
+                          corrupt_fraction=args.corrupt_fraction)
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        print(f"gpumix-make-digits: error: {e}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

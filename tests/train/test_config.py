@@ -1,0 +1,129 @@
+"""gpumix.train.config: shipped recipes, precedence defaults < recipe < flags, and validation."""
+import json
+import math
+
+import pytest
+
+from gpumix.train.config import TrainConfig, build_parser, load_recipe, parse_config, recipe_path, shipped_recipes
+
+IMAGENET = dict(dataset="imagenet", arch="resnet50", epochs=90, global_batch_size=1024, momentum=0.9,
+                weight_decay=1e-4, nesterov=False, base_lr=0.1, peak_lr=0.4, warmup_epochs=5.0,
+                milestones=(30, 60, 80), gamma=0.1, crop=224, loss="pair", label_smoothing=0.0)
+CIFAR = dict(arch="preactresnet18", epochs=200, global_batch_size=128, momentum=0.9, weight_decay=1e-4,
+             nesterov=False, base_lr=0.1, peak_lr=0.1, warmup_epochs=0.0, milestones=(100, 150), gamma=0.1,
+             crop=32, loss="pair", label_smoothing=0.0)
+RECIPES = {
+    "imagenet-resnet50-mixup": {**IMAGENET, "mixup_alpha": 0.2},
+    "imagenet-resnet50-erm": {**IMAGENET, "mixup_alpha": 0.0},
+    "cifar10-preactresnet18-mixup": {**CIFAR, "dataset": "cifar10", "mixup_alpha": 1.0},
+    "cifar10-preactresnet18-erm": {**CIFAR, "dataset": "cifar10", "mixup_alpha": 0.0},
+    "cifar100-preactresnet18-mixup": {**CIFAR, "dataset": "cifar100", "mixup_alpha": 1.0},
+    "cifar100-preactresnet18-erm": {**CIFAR, "dataset": "cifar100", "mixup_alpha": 0.0},
+}
+
+
+def test_shipped_recipe_files_exist_and_cite_their_source():
+    assert shipped_recipes() == sorted(RECIPES)
+    for name in RECIPES:
+        with open(recipe_path(name), encoding="utf-8") as f:
+            first = f.readline()
+            second = f.readline()
+        assert first.startswith("# ") and "Source:" in second and "mixup" in second
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_shipped_recipe_is_a_valid_config(name):
+    cfg = parse_config(["--recipe", name])
+    assert cfg.recipe == name
+    for field, value in RECIPES[name].items():
+        assert getattr(cfg, field) == value, field
+    assert cfg.cutmix_alpha == 0.0 and cfg.cutmix_alpha == TrainConfig().cutmix_alpha
+
+
+def test_defaults_recipe_and_flag_precedence():
+    assert TrainConfig().peak_lr == 0.4 and TrainConfig().crop == 224  # dataclass defaults
+    cfg = parse_config(["--recipe", "cifar10-preactresnet18-mixup", "--mixup-alpha", "0.4", "--epochs", "3",
+                        "--resume", "--peak-lr", "0.2", "--warmup-epochs", "1.5", "--mixupe-tau", "inf",
+                        "--loss", "mixupe", "--amp", "off", "--compile", "--data", "/tmp/d"])
+    assert (cfg.mixup_alpha, cfg.epochs, cfg.resume, cfg.peak_lr, cfg.warmup_epochs) == (0.4, 3, True, 0.2, 1.5)
+    assert cfg.mixupe_tau == math.inf and cfg.loss == "mixupe" and cfg.amp == "off" and cfg.compile
+    assert cfg.global_batch_size == 128 and cfg.milestones == (100, 150)  # from the recipe
+    assert cfg.log_every == TrainConfig().log_every and cfg.channels_last  # from the defaults
+    assert cfg.data == "/tmp/d" and not cfg.deterministic and not cfg.tensorboard
+
+
+def test_parser_has_no_defaults_and_exactly_the_documented_flags():
+    parser = build_parser()
+    assert vars(parser.parse_args([])) == {}
+    flags = {s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
+    assert flags == {
+        "--recipe", "--data", "--dataset", "--arch", "--epochs", "--global-batch-size", "--max-steps", "--output",
+        "--resume", "--device", "--seed", "--mixup-alpha", "--cutmix-alpha", "--label-smoothing", "--loss",
+        "--mixupe-eta", "--mixupe-tau", "--checkpoint-every", "--base-lr", "--peak-lr", "--warmup-epochs",
+        "--weight-decay", "--amp", "--compile", "--num-threads", "--log-every", "--tensorboard", "--deterministic",
+        "--crop", "--num-classes", "--dist-timeout"}
+    assert parse_config([]) == TrainConfig()
+
+
+def test_recipe_from_a_path_and_to_dict(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("dataset: cifar100\narch: resnet18\nmilestones: [2, 4]\nwarmup_epochs: 1\nmixupe_tau: .inf\n")
+    cfg = parse_config(["--recipe", str(path), "--seed", "3"])
+    assert (cfg.dataset, cfg.arch, cfg.milestones, cfg.seed, cfg.crop) == ("cifar100", "resnet18", (2, 4), 3, 32)
+    values = cfg.to_dict()
+    assert values["milestones"] == [2, 4] and values["recipe"] == str(path)
+    assert json.loads(json.dumps(values)) == values
+    assert TrainConfig(**values) == cfg
+
+
+def test_unknown_recipe_name_and_unknown_key(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown recipe 'imagenet-resnet51'; shipped recipes: "
+                                         r"cifar10-preactresnet18-erm, .*imagenet-resnet50-mixup"):
+        load_recipe("imagenet-resnet51")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"recipe .*bad.yaml: unknown key 'learning_rate'"):
+        load_recipe(str(bad))
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- epochs\n")
+    with pytest.raises(ValueError, match=r"recipe .*list.yaml: must be a mapping of settings, got list"):
+        load_recipe(str(listed))
+    with pytest.raises(FileNotFoundError, match=r"recipe: .*missing.yaml is not a file"):
+        load_recipe(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    ({"epochs": 0}, ValueError, r"epochs must be >= 1, got 0"),
+    ({"epochs": 2.5}, TypeError, r"epochs must be an int, got 2.5"),
+    ({"dataset": "mnist"}, ValueError, r"dataset must be one of 'imagenet', 'cifar10', 'cifar100', got 'mnist'"),
+    ({"device": "tpu"}, ValueError, r"device must be one of 'auto', 'cuda', 'cpu', got 'tpu'"),
+    ({"amp": "fp8"}, ValueError, r"amp must be one of 'bf16', 'fp16', 'off', got 'fp8'"),
+    ({"loss": "mse"}, ValueError, r"loss must be one of 'soft', 'pair', 'mixupe', got 'mse'"),
+    ({"mixup_alpha": -0.5}, ValueError, r"mixup_alpha must be >= 0.0, got -0.5"),
+    ({"label_smoothing": 1.0}, ValueError, r"label_smoothing must be in \[0.0, 1.0\), got 1.0"),
+    ({"mixupe_tau": math.nan}, ValueError, r"mixupe_tau must be a float \(finite or inf\), got nan"),
+    ({"max_steps": 0}, ValueError, r"max_steps must be >= 1, got 0"),
+    ({"resume": "yes"}, TypeError, r"resume must be a bool, got 'yes'"),
+    ({"milestones": [60, 30]}, ValueError, r"milestones must be strictly increasing, got \[60, 30\]"),
+    ({"warmup_epochs": 0}, ValueError, r"base_lr must equal peak_lr when warmup_epochs is 0"),
+    ({"momentum": 1.0}, ValueError, r"momentum must be in \[0.0, 1.0\), got 1.0"),
+    ({"dataset": "cifar10", "crop": 224}, ValueError, r"crop must be 32 for cifar10 \(its images are 32x32\), got 224"),
+    ({"val_resize": 200}, ValueError, r"val_resize must be >= crop \(224\), got 200"),
+    ({"loss": "mixupe", "mixup_alpha": 0.0}, ValueError, r"mixup_alpha must be > 0 with loss 'mixupe'"),
+    ({"nesterov": True, "momentum": 0.0}, ValueError, r"nesterov=True needs momentum > 0, got momentum=0.0"),
+    ({"output": ""}, TypeError, r"output must be a non-empty string, got ''"),
+    ({"checkpoint_every": -5}, ValueError, r"checkpoint_every must be >= 1, got -5"),
+    ({"num_classes": 1}, ValueError, r"num_classes must be >= 2, got 1"),
+    ({"dist_timeout": 0.0}, ValueError, r"dist_timeout must be > 0 seconds, got 0.0"),
+])
+def test_invalid_fields(changes, error, message):
+    with pytest.raises(error, match=message):
+        TrainConfig(**changes)
+
+
+def test_flag_values_are_checked_too(capsys):
+    with pytest.raises(ValueError, match=r"global_batch_size must be >= 1, got 0"):
+        parse_config(["--global-batch-size", "0"])
+    with pytest.raises(SystemExit):
+        parse_config(["--amp", "fp32"])
+    assert "invalid choice: 'fp32'" in capsys.readouterr().err

@@ -1,0 +1,67 @@
+"""gpumix.train.metrics: the JSON-lines log and its plot."""
+import random
+
+import pytest
+
+from gpumix.train.metrics import METRICS_NAME, MetricsLog, plot_metrics, read_metrics
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _records(seed):
+    rng = random.Random(seed)
+    steps = [{"kind": "step", "step": s, "loss": 2.3 - 0.01 * s + rng.random() * 0.1, "lr": 0.1} for s in range(30)]
+    epochs = [{"kind": "epoch", "epoch": e, "top1": 10 + 5 * e + rng.random(), "top5": 40 + 4 * e + rng.random()}
+              for e in range(3)]
+    return steps, epochs
+
+
+def test_log_appends_one_flushed_line_per_record(tmp_path):
+    steps, epochs = _records(0)
+    with MetricsLog(tmp_path / "run") as log:
+        for record in steps[:10]:
+            log.write(record)
+        assert read_metrics(log.path) == steps[:10]  # flushed: readable before close
+    with MetricsLog(tmp_path / "run") as log:  # a resumed run appends
+        for record in steps[10:] + epochs:
+            log.write(record)
+    path = tmp_path / "run" / METRICS_NAME
+    assert read_metrics(path) == steps + epochs
+    assert len(path.read_text().splitlines()) == len(steps) + len(epochs)
+    with pytest.raises(TypeError, match=r"record must be a dict, got list"):
+        MetricsLog(tmp_path / "run").write([1])
+
+
+def test_plot_writes_a_png(tmp_path):
+    steps, epochs = _records(1)
+    with MetricsLog(tmp_path) as log:
+        for record in steps + epochs + [{"kind": "note", "text": "ignored"}]:
+            log.write(record)
+    out = plot_metrics(tmp_path / METRICS_NAME, tmp_path / "metrics.png")
+    assert out == tmp_path / "metrics.png"
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
+
+
+def test_plot_with_only_step_records(tmp_path):
+    steps, _ = _records(2)
+    with MetricsLog(tmp_path) as log:
+        for record in steps:
+            log.write(record)
+    assert plot_metrics(tmp_path / METRICS_NAME, tmp_path / "p.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_nothing_to_plot_and_bad_lines(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"kind": "note"}\n\n')
+    with pytest.raises(ValueError, match=r"empty.jsonl: no records to plot"):
+        plot_metrics(empty, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"kind": "step", "step": 1, "loss": 2.0}\n{"kind": "st\n')
+    with pytest.raises(ValueError, match=r"broken.jsonl: line 2 is not JSON"):
+        read_metrics(broken)
+    scalar = tmp_path / "scalar.jsonl"
+    scalar.write_text("3\n")
+    with pytest.raises(ValueError, match=r"scalar.jsonl: line 1 is a int, not a JSON object"):
+        read_metrics(scalar)

@@ -1,0 +1,102 @@
+"""The trainer's data: one rank's DALI train and val pipelines, wrapped in ``MixupIterator``.
+
+ImageNet ``--data DIR`` holds ``train`` and ``val``, each a class-folder root
+(ILSVRC layout), a DALI file list (``train.txt``/``val.txt``) or a folder of
+WebDataset ``.tar`` shards with their ``.idx`` indexes. CIFAR ``--data DIR`` is
+the extracted official folder (or its parent), as ``cifar_train`` accepts.
+"""
+import glob
+import os
+
+import torch
+
+from gpumix.iterator import MixupIterator
+from gpumix.mixup import Mixup
+from gpumix.pipelines import cifar_train, cifar_val, imagenet_train, imagenet_val
+from gpumix.pipelines.imagenet import imagenet_source
+
+__all__ = ["MEAN", "STD", "imagenet_split", "num_classes_of", "input_dtype", "build_loaders"]
+
+# Per-channel statistics in pixel units (0-255). ImageNet's are torchvision's;
+# CIFAR's are the training-set statistics the mixup paper's CIFAR code uses.
+MEAN = {"imagenet": (123.675, 116.28, 103.53), "cifar10": (125.307, 122.95, 113.865),
+        "cifar100": (129.304, 124.07, 112.434)}
+STD = {"imagenet": (58.395, 57.12, 57.375), "cifar10": (62.993, 62.089, 66.705),
+       "cifar100": (68.17, 65.392, 70.418)}
+CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
+
+
+def imagenet_split(data, split):
+    """What ``imagenet_train``/``imagenet_val`` take for ``DIR/split``: a folder, a file list or shard paths."""
+    if data is None:
+        raise ValueError("data: --data is required (the dataset root)")
+    folder = os.path.join(os.fspath(data), split)
+    if os.path.isdir(folder):
+        tars = sorted(glob.glob(os.path.join(folder, "*.tar")))
+        return tars if tars else folder
+    listing = folder + ".txt"
+    if os.path.isfile(listing):
+        return listing
+    raise FileNotFoundError(f"data: {data} has neither a {split}/ folder nor a {split}.txt file list "
+                            "(expected DIR/train and DIR/val)")
+
+
+def num_classes_of(dataset, train_source):
+    """Classes of the dataset: CIFAR's, the class folders of an ImageNet root, or a file list's largest label + 1.
+
+    WebDataset shards carry no class count; ImageNet's 1000 is assumed for them.
+    """
+    if dataset in CIFAR_CLASSES:
+        return CIFAR_CLASSES[dataset]
+    kind = imagenet_source(train_source)
+    if kind[0] == "folder":
+        return sum(os.path.isdir(os.path.join(kind[1], e)) for e in os.listdir(kind[1]))
+    if kind[0] == "file_list":
+        with open(kind[1], encoding="utf-8") as f:
+            labels = [int(line.split()[-1]) for line in f if line.strip()]
+        return max(labels) + 1
+    return 1000
+
+
+def input_dtype(device, amp):
+    """The dtype the iterator writes: what the first layer consumes under autocast, fp32 without it."""
+    if device.type != "cuda" or amp == "off":
+        return torch.float32
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=None):
+    """This rank's (train, val) ``MixupIterator`` pair.
+
+    The train iterator mixes with ``Mixup(num_classes, cfg.mixup_alpha,
+    cfg.cutmix_alpha, label_smoothing, seed)`` (None, i.e. ERM, when both alphas
+    are 0) and yields what ``cfg.loss`` needs, in full batches only (DROP); the val iterator only
+    normalizes, with the PARTIAL policy, so that every val sample is counted
+    once. ``train_state`` resumes the train iterator (its pipeline is restored
+    from ``train_state["dali"]``). Shards follow the global rank.
+    """
+    per_rank = cfg.global_batch_size // world_size
+    pipe_device = "gpu" if device.type == "cuda" else "cpu"
+    common = dict(batch_size=per_rank, device=pipe_device, device_id=device.index if device.type == "cuda" else 0,
+                  shard_id=rank, num_shards=world_size, seed=cfg.seed, num_threads=cfg.num_threads)
+    checkpoint = None if train_state is None else train_state["dali"]
+    if cfg.dataset == "imagenet":
+        train_pipe = imagenet_train(imagenet_split(cfg.data, "train"), crop=cfg.crop, checkpoint=checkpoint,
+                                    **common)
+        val_pipe = imagenet_val(imagenet_split(cfg.data, "val"), crop=cfg.crop, resize=cfg.val_resize, **common)
+    else:
+        train_pipe = cifar_train(cfg.data, dataset=cfg.dataset, checkpoint=checkpoint, **common)
+        val_pipe = cifar_val(cfg.data, dataset=cfg.dataset, **common)
+    mixup = None
+    if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
+        mixup = Mixup(num_classes=num_classes, alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha,
+                      label_smoothing=cfg.label_smoothing, seed=cfg.seed)
+    norm = dict(mean=MEAN[cfg.dataset], std=STD[cfg.dataset], dtype=input_dtype(device, cfg.amp),
+                channels_last=cfg.channels_last)
+    # DROP: every step has the full global batch (Goyal et al. keep it constant), and every rank
+    # runs the same number of steps; each epoch's shuffle leaves out a different < 1 batch per shard.
+    train = MixupIterator(train_pipe, mixup, rank=rank, state=train_state, last_batch_policy="drop",
+                          return_clean=mixup is not None and cfg.loss == "mixupe",
+                          return_params=mixup is not None and cfg.loss == "pair", **norm)
+    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, **norm)
+    return train, val

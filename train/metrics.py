@@ -1,0 +1,96 @@
+"""Training metrics as JSON lines (``OUTPUT/metrics.jsonl``) and their plot.
+
+Each line is one JSON object. The plot reads records with ``"kind": "step"``
+(fields ``step``, ``loss``) and ``"kind": "epoch"`` (fields ``epoch``,
+``top1``, ``top5``); other records are kept in the file and ignored by the plot.
+"""
+import json
+import os
+
+__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics"]
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Appends one JSON line per ``write(record)`` to ``output/metrics.jsonl``, flushed at once.
+
+    Appending keeps a resumed run's earlier lines. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self, output):
+        output = os.fspath(output)
+        os.makedirs(output, exist_ok=True)
+        self.path = os.path.join(output, METRICS_NAME)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record):
+        """Write ``record`` (a dict of JSON-serializable values) as one line."""
+        if not isinstance(record, dict):
+            raise TypeError(f"record must be a dict, got {type(record).__name__}")
+        line = json.dumps(record, allow_nan=True)
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_metrics(path):
+    """The records of a metrics.jsonl file, in order, as a list of dicts (blank lines skipped)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {number} is not JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: line {number} is a {type(record).__name__}, not a JSON object")
+            records.append(record)
+    return records
+
+
+def plot_metrics(jsonl_path, png_path):
+    """Draw training loss vs step and validation top-1/top-5 vs epoch into a PNG; returns ``png_path``.
+
+    Rendered with matplotlib's Agg canvas (no display, no pyplot state).
+    ValueError if the file has no step or epoch records.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plot_metrics needs matplotlib: pip install matplotlib") from None
+    records = read_metrics(jsonl_path)
+    steps = [r for r in records if r.get("kind") == "step" and "step" in r and "loss" in r]
+    epochs = [r for r in records if r.get("kind") == "epoch" and "epoch" in r]
+    if not steps and not epochs:
+        raise ValueError(f"{jsonl_path}: no records to plot (need kind 'step' with step and loss, "
+                         f"or kind 'epoch' with epoch, top1 and top5)")
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], linewidth=0.8)
+    loss_ax.set(xlabel="step", ylabel="training loss", title="training loss")
+    for key in ("top1", "top5"):
+        points = [(r["epoch"], r[key]) for r in epochs if key in r]
+        if points:
+            acc_ax.plot(*zip(*points), marker="o", markersize=3, label=key.replace("top", "top-"))
+    if acc_ax.lines:
+        acc_ax.legend()
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    for ax, data in ((loss_ax, steps), (acc_ax, epochs)):
+        if not data:
+            ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
+        ax.grid(alpha=0.3)
+    fig.savefig(png_path, dpi=100)
+    return png_path

@@ -1,0 +1,72 @@
+"""The learning-rate schedule: per-iteration linear warmup, then step decay at epoch milestones.
+
+Goyal et al. (2017) for large batches: the rate rises linearly, every
+iteration, from ``base_lr`` to ``peak_lr`` over ``warmup_epochs``, then is
+multiplied by ``gamma`` at each milestone epoch. ``lr_at`` is a pure function
+of the global step, so a checkpoint needs to keep only the step.
+"""
+import bisect
+import dataclasses
+import math
+import numbers
+
+from gpumix._checks import check_float, check_int
+
+__all__ = ["LRSchedule"]
+
+
+def _check_milestones(milestones):
+    if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
+        raise TypeError(f"milestones must be a list or tuple of epochs, got {milestones!r}")
+    for m in milestones:
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not math.isfinite(m) or m < 0:
+            raise ValueError(f"milestones must be epochs >= 0, got {m!r} in {list(milestones)}")
+    if any(b <= a for a, b in zip(milestones, milestones[1:])):
+        raise ValueError(f"milestones must be strictly increasing, got {list(milestones)}")
+    return tuple(milestones)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LRSchedule:
+    """Linear warmup ``base_lr`` -> ``peak_lr`` over ``warmup_epochs``, then ``peak_lr * gamma**k``.
+
+    ``k`` is the number of ``milestones`` (epochs, strictly increasing) already
+    reached. Epochs are fractional: ``epoch = step / steps_per_epoch``. With
+    ``warmup_epochs == 0`` there is no warmup and ``base_lr`` must equal
+    ``peak_lr``. All fields are keyword-only.
+    """
+
+    base_lr: float
+    peak_lr: float
+    warmup_epochs: float
+    milestones: tuple
+    steps_per_epoch: int
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        base = check_float("base_lr", self.base_lr, 0.0, math.inf)
+        if base <= 0:
+            raise ValueError(f"base_lr must be > 0, got {self.base_lr!r}")
+        peak = check_float("peak_lr", self.peak_lr, 0.0, math.inf)
+        if peak < base:
+            raise ValueError(f"peak_lr must be >= base_lr ({base!r}), got {self.peak_lr!r}")
+        warmup = check_float("warmup_epochs", self.warmup_epochs, 0.0, math.inf)
+        if warmup == 0 and peak != base:
+            raise ValueError(f"base_lr must equal peak_lr when warmup_epochs is 0 (nothing ramps between them), "
+                             f"got base_lr={base!r}, peak_lr={peak!r}")
+        gamma = check_float("gamma", self.gamma, 0.0, 1.0)
+        if gamma <= 0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        values = {"base_lr": base, "peak_lr": peak, "warmup_epochs": warmup, "gamma": gamma,
+                  "milestones": _check_milestones(self.milestones),
+                  "steps_per_epoch": check_int("steps_per_epoch", self.steps_per_epoch, 1)}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def lr_at(self, step):
+        """The learning rate (float) for global optimizer step ``step`` (int >= 0, counted from 0)."""
+        step = check_int("step", step, 0)
+        epoch = step / self.steps_per_epoch
+        if epoch < self.warmup_epochs:
+            return self.base_lr + (self.peak_lr - self.base_lr) * epoch / self.warmup_epochs
+        return self.peak_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
