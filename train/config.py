@@ -223,7 +223,8 @@ _FLAGS = (  # (field, type or action, choices)
     ("weight_decay", float, None), ("amp", str, AMP_MODES), ("compile", "store_true", None),
     ("num_threads", int, None), ("log_every", int, None), ("tensorboard", "store_true", None),
     ("deterministic", "store_true", None), ("crop", int, None), ("num_classes", int, None),
-    ("dist_timeout", float, None),
+    ("dist_timeout", float, None), ("milestones", "ints", None), ("gamma", float, None), ("momentum", float, None),
+    ("nesterov", "store_true", None), ("val_resize", int, None),
 )
 _HELP = {
     "recipe": "a shipped recipe name or a .yaml path; flags override its settings",
@@ -235,6 +236,7 @@ _HELP = {
     "amp": "autocast dtype on the GPU",
     "crop": "training crop (default: 224 for ImageNet, 32 for CIFAR)",
     "num_classes": "classes (default: CIFAR's, the class folders or the file list's labels; 1000 for shards)",
+    "milestones": "epochs at which the learning rate is multiplied by gamma",
     "dist_timeout": "seconds a collective may wait for the other ranks before the run stops with an error",
 }
 
@@ -251,6 +253,8 @@ def build_parser():
             text = f"{text} (default: {defaults[name]})".strip()
         if kind == "store_true":
             parser.add_argument(flag, action="store_true", help=text)
+        elif kind == "ints":
+            parser.add_argument(flag, type=int, nargs="+", metavar="EPOCH", help=text)
         else:
             parser.add_argument(flag, type=kind, choices=choices, help=text)
     return parser

@@ -61,7 +61,8 @@ def test_parser_has_no_defaults_and_exactly_the_documented_flags():
         "--resume", "--device", "--seed", "--mixup-alpha", "--cutmix-alpha", "--label-smoothing", "--loss",
         "--mixupe-eta", "--mixupe-tau", "--checkpoint-every", "--base-lr", "--peak-lr", "--warmup-epochs",
         "--weight-decay", "--amp", "--compile", "--num-threads", "--log-every", "--tensorboard", "--deterministic",
-        "--crop", "--num-classes", "--dist-timeout"}
+        "--crop", "--num-classes", "--dist-timeout", "--milestones", "--gamma", "--momentum", "--nesterov",
+        "--val-resize"}
     assert parse_config([]) == TrainConfig()
 
 
