@@ -34,6 +34,8 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6"],
         # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)
         "digits": ["scikit-learn>=1.0"],
+        # the trainer's optional --tensorboard logs
+        "tensorboard": ["tensorboard>=2.10"],
         # timm is only a competitor in the benchmark, never a dependency of gpumix itself.
         "bench": ["timm>=0.9"],
     },

@@ -132,7 +132,7 @@ class _Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
-            raise ImportError("--tensorboard needs the tensorboard package (pip install tensorboard)") from e
+            raise ImportError("--tensorboard needs the tensorboard package: pip install 'gpumix[tensorboard]'") from e
         return SummaryWriter(os.path.join(self.output, "tensorboard"))
 
     # --- one step ------------------------------------------------------------------------------

@@ -106,6 +106,17 @@ def test_resume_with_other_settings_is_refused(imagenet, tmp_path, capsys):
     assert "--resume: seed is 3 but the checkpoint's run used 0" in capsys.readouterr().err
 
 
+def test_tensorboard_without_its_package_says_how_to_get_it(imagenet, tmp_path, capsys):
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    out = str(tmp_path / "tb")
+    assert main(["--data", imagenet, "--global-batch-size", "16", "--output", out, "--tensorboard"] + TINY) == 1
+    assert "--tensorboard needs the tensorboard package: pip install 'gpumix[tensorboard]'" in capsys.readouterr().err
+
+
 def test_missing_data_is_named(tmp_path, capsys):
     assert main(["--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")] + TINY) == 1
     assert "nowhere has neither a train/ folder nor a train.txt file list" in capsys.readouterr().err
