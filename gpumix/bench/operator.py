@@ -2,28 +2,79 @@
 
 All variants run in one process, on the same uint8 batch, the same mix
 parameters and the same threads. Each figure is the median of ``--repeats``
-timed calls after ``--warmup`` untimed ones, with min and max shown.
+timed calls after ``--warmup`` untimed ones, with min and max shown. On a GPU
+it also times a device-to-device copy of the fused kernel's bytes and reports
+the kernel's bandwidth as a fraction of it. ``gpumix-bench`` runs this as its
+operator section, through ``OperatorConfig`` and ``run``.
 
     gpumix-bench-operator --batch-size 256 --json op.json
 """
 import argparse
+import dataclasses
 import json
 import statistics
 import time
 
 import numba
 import torch
+from tqdm import tqdm
 
 import gpumix
+from gpumix._checks import check_bool, check_float, check_int
 from gpumix.bench import chains
 from gpumix.runinfo import run_record
 
-__all__ = ["main", "run"]
+__all__ = ["DTYPES", "MEAN", "STD", "OperatorConfig", "format_table", "main", "parse_args", "run"]
 
 # torchvision's ImageNet statistics, in pixel units.
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# The clock every CPU timing reads; tests replace it to prove figures are measured.
+_clock = time.perf_counter
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    """Settings of one operator microbenchmark run; ``__post_init__`` checks every field.
+
+    device: 'auto', 'gpu' or 'cpu'; threads: torch and numba threads (0:
+    leave them as they are); warmup/repeats: untimed and timed calls per variant.
+    """
+
+    device: str = "auto"
+    batch_size: int = 256
+    size: int = 224
+    num_classes: int = 1000
+    alpha: float = 0.2
+    dtype: str = "fp32"
+    channels_last: bool = False
+    threads: int = 0
+    warmup: int = 2
+    repeats: int = 7
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.device not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {self.device!r}")
+        if self.device == "gpu" and not torch.cuda.is_available():
+            raise ValueError("device 'gpu': torch.cuda.is_available() is False on this machine")
+        check_int("batch_size", self.batch_size, 1)
+        check_int("size", self.size, 1)
+        check_int("num_classes", self.num_classes, 2)
+        check_float("alpha", self.alpha, 0.0, float("inf"))
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check_bool("channels_last", self.channels_last)
+        check_int("threads", self.threads, 0)
+        check_int("warmup", self.warmup, 0)
+        check_int("repeats", self.repeats, 1)
+        check_int("seed", self.seed, 0)
+
+    @property
+    def torch_device(self):
+        use_gpu = self.device == "gpu" or (self.device == "auto" and torch.cuda.is_available())
+        return torch.device("cuda" if use_gpu else "cpu")
 
 
 def _timer(device):
@@ -37,9 +88,9 @@ def _timer(device):
             return start.elapsed_time(stop) / 1e3
     else:
         def timed(fn):
-            t0 = time.perf_counter()
+            t0 = _clock()
             fn()
-            return time.perf_counter() - t0
+            return _clock() - t0
     return timed
 
 
@@ -55,79 +106,92 @@ def _measure(fn, device, warmup, repeats):
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "peak_bytes": peak}
 
 
-def _variants(args, batch, labels, params, dtype):
-    common = dict(mean=MEAN, std=STD, dtype=dtype, channels_last=args.channels_last)
-    k = args.num_classes
+def _variants(config, batch, labels, params, dtype):
+    """(variants by name, skipped [{name, reason}]): every chain over the same batch and parameters."""
+    common = dict(mean=MEAN, std=STD, dtype=dtype, channels_last=config.channels_last)
+    k = config.num_classes
     found = {
         "gpumix fused": lambda: gpumix.mix_normalize(batch, labels, params, num_classes=k, **common),
         "unfused torch chain": lambda: chains.unfused_chain(batch, labels, params, num_classes=k, **common),
     }
+    skipped = []
     try:
         from timm.data import Mixup as TimmMixup
     except ImportError:
         TimmMixup = None
-    if TimmMixup is not None and args.batch_size % 2 == 0:  # timm asserts an even batch
-        for mode in ("batch", "elem"):
-            fn = TimmMixup(mixup_alpha=args.alpha, mode=mode, num_classes=k, label_smoothing=0.0)
-            found[f"timm Mixup ({mode})"] = (lambda f: lambda: chains.timm_chain(f, batch, labels, **common))(fn)
+    for mode in ("batch", "elem"):
+        name = f"timm Mixup ({mode})"
+        if TimmMixup is None:
+            skipped.append({"name": name, "reason": "timm is not installed (pip install -e '.[bench]')"})
+        elif config.batch_size % 2:
+            skipped.append({"name": name, "reason": f"timm's Mixup needs an even batch, got {config.batch_size}"})
+        else:
+            fn = TimmMixup(mixup_alpha=config.alpha, mode=mode, num_classes=k, label_smoothing=0.0)
+            found[name] = (lambda f: lambda: chains.timm_chain(f, batch, labels, **common))(fn)
     from torchvision.transforms import v2
-    tv = v2.MixUp(alpha=args.alpha, num_classes=k)
+    tv = v2.MixUp(alpha=config.alpha, num_classes=k)
     found["torchvision v2.MixUp"] = lambda: chains.torchvision_chain(tv, batch, labels, **common)
-    return found
+    return found, skipped
 
 
-def run(args):
-    """Run every variant; return the JSON-ready result dict."""
-    device = torch.device("cuda" if args.device == "gpu" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        numba.set_num_threads(args.threads)
-    dtype = DTYPES[args.dtype]
-    gen = torch.Generator().manual_seed(args.seed)
-    size = (args.batch_size, args.size, args.size, 3)
-    batch = torch.randint(0, 256, size, dtype=torch.uint8, generator=gen).to(device)
-    labels = torch.randint(0, args.num_classes, (args.batch_size,), generator=gen)
-    params = gpumix.Mixup(num_classes=args.num_classes, alpha=args.alpha, seed=args.seed).sample(
-        args.batch_size, (args.size, args.size), epoch=0, step=0)
+def run(config, progress=True):
+    """Run every variant of ``config`` (an ``OperatorConfig``); return the JSON-ready result dict.
+
+    ``results`` holds one entry per variant, gpumix first: name, images_per_s
+    (batch over the median time) with min_/max_images_per_s, median_s,
+    min_s, max_s and peak_bytes (GPU only).
+    """
+    if not isinstance(config, OperatorConfig):
+        raise TypeError(f"config must be an OperatorConfig, got {type(config).__name__}")
+    device = config.torch_device
+    if config.threads:
+        torch.set_num_threads(config.threads)
+        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
+    dtype = DTYPES[config.dtype]
+    b, size, k = config.batch_size, config.size, config.num_classes
+    gen = torch.Generator().manual_seed(config.seed)
+    batch = torch.randint(0, 256, (b, size, size, 3), dtype=torch.uint8, generator=gen).to(device)
+    labels = torch.randint(0, k, (b,), generator=gen)
+    params = gpumix.Mixup(num_classes=k, alpha=config.alpha, seed=config.seed).sample(b, (size, size), epoch=0,
+                                                                                    step=0)
     labels_dev = labels.to(device)
 
     # Same answer first: the fused result must match the unfused chain on this very batch.
-    fused_img, fused_tgt = gpumix.mix_normalize(batch, labels, params, mean=MEAN, std=STD,
-                                                num_classes=args.num_classes, dtype=dtype,
-                                                channels_last=args.channels_last)
-    ref_img, ref_tgt = chains.unfused_chain(batch, labels, params, mean=MEAN, std=STD, num_classes=args.num_classes,
-                                            dtype=torch.float32, channels_last=args.channels_last)
+    fused_img, fused_tgt = gpumix.mix_normalize(batch, labels, params, mean=MEAN, std=STD, num_classes=k,
+                                                dtype=dtype, channels_last=config.channels_last)
+    ref_img, ref_tgt = chains.unfused_chain(batch, labels, params, mean=MEAN, std=STD, num_classes=k,
+                                            dtype=torch.float32, channels_last=config.channels_last)
     max_err = float((fused_img.float() - ref_img).abs().max())
     del fused_img, fused_tgt, ref_img, ref_tgt
 
     results = []
-    variants = _variants(args, batch, labels_dev if device.type == "cuda" else labels, params, dtype)
-    for name, fn in variants.items():
-        stats = _measure(fn, device, args.warmup, args.repeats)
-        results.append({"name": name, "images_per_s": args.batch_size / stats["median_s"], **stats})
-        print(f"  measured {name}", flush=True)
+    variants, skipped = _variants(config, batch, labels_dev if device.type == "cuda" else labels, params, dtype)
+    for name, fn in tqdm(variants.items(), desc="operator", unit="variant", disable=not progress):
+        stats = _measure(fn, device, config.warmup, config.repeats)
+        results.append({"name": name, "images_per_s": b / stats["median_s"],
+                        "min_images_per_s": b / stats["max_s"], "max_images_per_s": b / stats["min_s"], **stats})
 
     out_bytes = batch.numel() * torch.empty((), dtype=dtype).element_size()
     bandwidth = None
     if device.type == "cuda":
         src = torch.empty(out_bytes, dtype=torch.uint8, device=device)
         dst = torch.empty_like(src)
-        copy = _measure(lambda: dst.copy_(src), device, args.warmup, args.repeats)
+        copy = _measure(lambda: dst.copy_(src), device, config.warmup, config.repeats)
         fused_s = results[0]["median_s"]
         kernel_bytes = 2 * batch.numel() + out_bytes  # x_i and x_j read, output written
         bandwidth = {"copy_GBps": 2 * out_bytes / copy["median_s"] / 1e9,
                      "fused_GBps": kernel_bytes / fused_s / 1e9}
         bandwidth["fraction_of_copy"] = bandwidth["fused_GBps"] / bandwidth["copy_GBps"]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    settings = dataclasses.asdict(config)
     settings["threads"] = torch.get_num_threads()
     settings["numba_threads"] = numba.get_num_threads()
-    return {"run": run_record(settings, name), "max_abs_diff_vs_unfused": max_err,
-            "results": results, "bandwidth": bandwidth}
+    settings["device"] = device.type
+    return {"settings": settings, "max_abs_diff_vs_unfused": max_err, "results": results, "skipped": skipped,
+            "bandwidth": bandwidth}
 
 
 def format_table(report):
+    """The results of ``run`` as a text table, with how many times faster gpumix is than each variant."""
     rows = report["results"]
     fused = rows[0]["images_per_s"]
     lines = [f"{'variant':<24} {'images/s':>10} {'median ms':>10} {'min-max ms':>15} {'gpumix is':>10}"]
@@ -135,6 +199,8 @@ def format_table(report):
         spread = f"{r['min_s'] * 1e3:.1f}-{r['max_s'] * 1e3:.1f}"
         lines.append(f"{r['name']:<24} {r['images_per_s']:>10.0f} {r['median_s'] * 1e3:>10.1f} "
                      f"{spread:>15} {fused / r['images_per_s']:>9.1f}x")
+    for s in report.get("skipped", ()):
+        lines.append(f"{s['name']:<24} skipped: {s['reason']}")
     bw = report["bandwidth"]
     if bw:
         lines.append(f"fused kernel {bw['fused_GBps']:.0f} GB/s = {100 * bw['fraction_of_copy']:.0f}% of a "
@@ -144,6 +210,7 @@ def format_table(report):
 
 
 def parse_args(argv=None):
+    """The command line as an ``OperatorConfig`` and the JSON path; bad values exit 2 naming the flag."""
     p = argparse.ArgumentParser(prog="gpumix-bench-operator", description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto")
     p.add_argument("--batch-size", type=int, default=256)
@@ -158,20 +225,24 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results and the run record here")
     args = p.parse_args(argv)
-    for name in ("batch_size", "size", "repeats"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.device == "gpu" and not torch.cuda.is_available():
-        p.error("--device gpu: torch.cuda.is_available() is False on this machine")
-    return args
+    fields = {f.name for f in dataclasses.fields(OperatorConfig)}
+    try:
+        config = OperatorConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    except (TypeError, ValueError) as e:
+        name = str(e).split(" ", 1)[0]
+        p.error(f"--{name.replace('_', '-')}: {e}" if name in fields else str(e))
+    return config, args.json
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    report = run(args)
+    config, json_path = parse_args(argv)
+    report = run(config)
     print(format_table(report))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
+    if json_path:
+        device = config.torch_device
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        report = {"run": run_record(report["settings"], name), **report}
+        with open(json_path, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
     return 0
 

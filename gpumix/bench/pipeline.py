@@ -5,7 +5,8 @@ flip, and deliver uint8 HWC (DALI) or CHW (torchvision) batches, on the same
 cores, in one process. DALI variants show what its tuning knobs buy: ROI
 decoding against a full decode, thread count and prefetch depth. Each figure
 is images/s over ``--batches`` batches after ``--warmup`` batches, median of
-``--repeats``.
+``--repeats``. The end-to-end comparison, mixup included, is ``gpumix-bench``
+(``gpumix.bench.main``); this one looks at the DALI pipeline's own knobs.
 
     gpumix-bench-pipeline [--data DIR] [--batch-size 64] --json loader.json
 """
@@ -18,15 +19,12 @@ import time
 import torch
 from nvidia.dali import fn, pipeline_def, types
 
+from gpumix.bench.loaders import default_data
 from gpumix.pipelines import imagenet_train
 from gpumix.pipelines.imagenet import AREA, ASPECT, CROP_ATTEMPTS
 from gpumix.runinfo import run_record
-from gpumix.tools.make_dataset import make_dataset
 
-__all__ = ["main"]
-
-# The embedded default: 10 classes x 64 ImageNet-sized JPEGs, made once and cached.
-DEFAULT_CLASSES, DEFAULT_PER_CLASS = 10, 64
+__all__ = ["default_data", "main"]
 
 
 @pipeline_def
@@ -67,15 +65,6 @@ def _torchvision_rate(root, batch_size, workers, warmup, batches):
             if done == need:
                 break
     return batch_size * batches / (time.perf_counter() - t0)
-
-
-def default_data(cache=None):
-    """The embedded default dataset's folder, made on first use under ``cache``."""
-    cache = cache or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "gpumix")
-    root = os.path.join(cache, f"imagenet-synthetic-{DEFAULT_CLASSES}x{DEFAULT_PER_CLASS}")
-    if not os.path.isdir(root):
-        make_dataset("imagenet", root, classes=DEFAULT_CLASSES, images_per_class=DEFAULT_PER_CLASS, seed=0)
-    return root
 
 
 def main(argv=None):

@@ -1,0 +1,180 @@
+"""gpumix-bench: every section on a tiny dataset, figures that come from the clock, clear --data errors."""
+import itertools
+import json
+import os
+
+import pytest
+
+from gpumix.bench import loaders
+from gpumix.bench import main as bench
+from gpumix.bench import operator as op_bench
+
+# A run that takes seconds: 4-image batches of 32x32 crops, 2 rounds of 0.02 s turns, one thread.
+TINY = ["--batch-size", "4", "--seconds", "0.02", "--repeats", "2", "--warmup", "1", "--image-size", "32",
+        "--operator-batch-size", "4", "--threads", "1", "--no-progress"]
+LOADERS = ["gpumix", "normalize_only", "dali_normalize", "dali_unfused", "torchvision", "timm"]
+OPERATORS = ["gpumix fused", "unfused torch chain", "timm Mixup (batch)", "timm Mixup (elem)",
+             "torchvision v2.MixUp"]
+
+
+def _has_timm():
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _expected(names, timm_names):
+    return [n for n in names if _has_timm() or n not in timm_names]
+
+
+def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    assert bench.main(["--data", datasets["imagenet"], *TINY, "--json", str(out), "--plot", str(png)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report) == {"run", "data", "loaders", "operator"}
+    assert report["run"]["settings"]["batch_size"] == 4 and report["run"]["date"] and report["run"]["versions"]
+    assert report["data"] == {"kind": "imagenet", "description": f"ImageNet-style class-folder root "
+                              f"{datasets['imagenet']}", "num_classes": 1000, "image_size": 32,
+                              "embedded_default": False}
+    rows = report["loaders"]["results"]
+    assert [r["key"] for r in rows] == _expected(LOADERS, {"timm"})
+    for r in rows:
+        assert r["name"] and 0 < r["min_images_per_s"] <= r["images_per_s"] <= r["max_images_per_s"]
+        assert len(r["per_round_images_per_s"]) == 2 and r["timed_images"] >= 8 and r["timed_seconds"] > 0
+        assert r["host_memory_added_bytes"] is not None and r["cuda_peak_added_bytes"] is None
+    assert rows[0]["gpumix_is"] == 1.0
+    overhead = report["loaders"]["mixup_overhead"]
+    assert overhead["of"] == "gpumix" and overhead["over"] == "normalize_only" and len(overhead["per_round"]) == 2
+    ops = report["operator"]["results"]
+    assert [r["name"] for r in ops] == _expected(OPERATORS, {"timm Mixup (batch)", "timm Mixup (elem)"})
+    assert all(r["images_per_s"] > 0 for r in ops) and report["operator"]["bandwidth"] is None
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "gpumix is" in printed and "mixup costs" in printed and "gpumix fused" in printed
+
+
+def test_figures_come_from_the_clock(datasets, tmp_path, monkeypatch):
+    # Every clock read advances 1/64 s: a turn of 1/32 s is then exactly two 4-image batches, and an
+    # operator call exactly 1/64 s, so every figure must be 8 / (1/32) = 4 / (1/64) = 256 images/s.
+    ticks = itertools.count(0, 1 / 64)
+    monkeypatch.setattr(bench, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(op_bench, "_clock", lambda: next(ticks))
+    out = tmp_path / "r.json"
+    args = [a if a != "0.02" else str(1 / 32) for a in TINY]
+    assert bench.main(["--data", datasets["cifar10-binary"], *args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["data"]["kind"] == "cifar10" and report["data"]["num_classes"] == 10
+    rows = report["loaders"]["results"] + report["operator"]["results"]
+    assert len(rows) == len(_expected(LOADERS, {"timm"})) + len(_expected(OPERATORS, {"timm Mixup (batch)",
+                                                                                      "timm Mixup (elem)"}))
+    for r in rows:
+        assert r["images_per_s"] == r["min_images_per_s"] == r["max_images_per_s"] == 256, r["name"]
+    assert report["loaders"]["mixup_overhead"]["median"] == 0
+
+
+def _bad_data(case, tmp_path, datasets):
+    """Make the --data path of one bad case and return it."""
+    if case == "missing":
+        return str(tmp_path / "missing")
+    if case in ("empty", "flat"):
+        (tmp_path / case).mkdir()
+        if case == "flat":
+            (tmp_path / case / "a.jpg").write_bytes(b"x")
+        return str(tmp_path / case)
+    if case == "tar":
+        (tmp_path / "a.tar").write_bytes(b"")
+        return str(tmp_path / "a.tar")
+    if case in ("empty_list", "no_labels"):
+        (tmp_path / "l.txt").write_text("" if case == "empty_list" else "hello\n")
+        return str(tmp_path / "l.txt")
+    return datasets[case]
+
+
+@pytest.mark.parametrize("case, flags, message", [
+    ("missing", [], "--data: {t}/missing does not exist"),
+    ("empty", [], "--data: the folder {t}/empty is empty"),
+    ("flat", [], "--data: the folder {t}/flat has no class subfolders"),
+    ("tar", [], "--data: WebDataset shard {t}/a.tar has no index {t}/a.idx"),
+    ("empty_list", [], "--data: the file list {t}/l.txt is empty"),
+    ("no_labels", [], "--data: the file list {t}/l.txt has no 'relative/path label' lines"),
+    ("cifar10-binary", ["--num-classes", "5"], "--num-classes: {d} is cifar10, with 10 classes"),
+    ("imagenet", ["--seconds", "0"], "--seconds: seconds must be > 0, got 0.0"),
+    ("imagenet", ["--json", "/no/such/folder/r.json"], "--json: the folder /no/such/folder does not exist"),
+])
+def test_bad_arguments_exit_2_naming_the_flag_and_path(datasets, tmp_path, capsys, case, flags, message):
+    data = _bad_data(case, tmp_path, datasets)
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(["--data", data, *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message.format(t=tmp_path, d=data) in err and "Traceback" not in err
+
+
+def test_the_flat_folder_error_says_it_is_not_cifar_either(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"nor is it a CIFAR folder \(CIFAR files or a cifar-10-batches-bin"):
+        loaders.resolve_data([tmp_path])
+
+
+@pytest.mark.parametrize("key, kind, source, classes", [
+    ("imagenet", "imagenet", "folder", 1000), ("file_list", "imagenet", "file_list", 1000),
+    ("webdataset", "imagenet", "webdataset", 1000), ("cifar10-python", "cifar10", "cifar", 10),
+    ("cifar100-binary", "cifar100", "cifar", 100)])
+def test_data_kinds_are_recognised(datasets, key, kind, source, classes):
+    data = datasets[key]
+    spec = loaders.resolve_data(data if isinstance(data, list) else [data])
+    assert (spec.kind, spec.source[0], spec.num_classes) == (kind, source, classes)
+    assert spec.image_size == (224 if kind == "imagenet" else 32)
+
+
+def test_a_folder_of_shards_is_webdataset(datasets):
+    shards = datasets["webdataset"]
+    spec = loaders.resolve_data([os.path.dirname(shards[0])])
+    assert spec.source[0] == "webdataset" and list(spec.data) == shards
+
+
+def test_torch_datasets_serve_the_same_samples_as_dali_reads(datasets):
+    by_kind = {}
+    for key in ("imagenet", "file_list", "webdataset"):
+        data = datasets[key]
+        ds = loaders.torch_dataset(loaders.resolve_data(data if isinstance(data, list) else [data]))
+        samples = [ds[i] for i in range(len(ds))]
+        assert all(img.mode == "RGB" and 30 <= img.size[1] <= 50 and 42 <= img.size[0] <= 70 for img, _ in samples)
+        by_kind[key] = sorted(label for _, label in samples)
+    assert by_kind["imagenet"] == by_kind["file_list"] == by_kind["webdataset"] == sorted([0, 1, 2] * 5)
+    cifar = loaders.torch_dataset(loaders.resolve_data([datasets["cifar10-binary"]]))
+    assert len(cifar) == 32 and cifar[0][0].size == (32, 32)
+    repeated = loaders.chains.Repeated(cifar, 100)
+    assert len(repeated) == 100 and repeated[33][1] == cifar[1][1]
+
+
+def test_default_data_is_made_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(loaders, "DEFAULT_CLASSES", 2)
+    monkeypatch.setattr(loaders, "DEFAULT_PER_CLASS", 1)
+    root = loaders.default_data(str(tmp_path))
+    assert sorted(os.listdir(root)) == ["class_0000", "class_0001"]
+    stamp = os.stat(root).st_mtime_ns
+    assert loaders.default_data(str(tmp_path)) == root and os.stat(root).st_mtime_ns == stamp
+
+
+def test_operator_cli_still_runs_and_names_bad_flags(tmp_path, capsys):
+    out = tmp_path / "op.json"
+    assert op_bench.main(["--batch-size", "4", "--size", "16", "--repeats", "1", "--warmup", "0",
+                          "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"run", "results", "bandwidth", "max_abs_diff_vs_unfused"} <= set(report)
+    assert report["results"][0]["name"] == "gpumix fused" and report["results"][0]["images_per_s"] > 0
+    with pytest.raises(SystemExit) as exit_info:
+        op_bench.parse_args(["--repeats", "0"])
+    assert exit_info.value.code == 2 and "--repeats: repeats must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_pipeline_cli_still_runs(datasets, tmp_path, capsys):
+    from gpumix.bench import pipeline
+
+    out = tmp_path / "p.json"
+    assert pipeline.main(["--data", datasets["imagenet"], "--batch-size", "5", "--batches", "1", "--warmup", "1",
+                          "--repeats", "1", "--json", str(out)]) == 0
+    assert all(r["images_per_s"] > 0 for r in json.loads(out.read_text())["results"])
