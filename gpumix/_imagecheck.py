@@ -1,7 +1,7 @@
 """Whether an encoded image decodes completely (Pillow), and why not."""
 import io
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 __all__ = ["why_undecodable"]
 
@@ -13,6 +13,9 @@ def why_undecodable(data):
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # a full decode: truncation shows up here, not in open()
+    except UnidentifiedImageError:
+        # Pillow's own message names only its in-memory buffer object
+        return "UnidentifiedImageError: not an image format Pillow can identify"
     except Exception as e:  # noqa: BLE001 - any decoder failure is the finding, reported with its message
         return f"{type(e).__name__}: {e}"
     return None

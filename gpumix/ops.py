@@ -12,10 +12,13 @@ from gpumix.params import MixParams
 __all__ = ["mix_normalize", "normalize", "OUTPUT_DTYPES"]
 
 OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
 def _channel_floats(name, values, channels):
     if isinstance(values, torch.Tensor):
+        if values.device.type == "meta":
+            raise TypeError(f"{name} must hold values, got a tensor on the meta device")
         values = values.detach().cpu().reshape(-1).tolist()
     if not isinstance(values, (list, tuple)) or not all(
             isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
@@ -33,13 +36,14 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     """Mix, normalize, transpose and cast a uint8 batch in one pass; return ``(images, targets)``.
 
     Args:
-        batch: uint8 ``(B, H, W, C)`` (NHWC, as DALI emits it), C in {1, 3}, on
-            the CPU or a CUDA device. Never modified.
+        batch: uint8 ``(B, H, W, C)`` (NHWC, as DALI emits it), C in {1, 3}, a
+            dense tensor (any strides) on the CPU or a CUDA device. Never modified.
         labels: integer ``(B,)`` in ``[0, num_classes)``, on the CPU or batch's
             device (CUDA labels are range-checked with one device sync; pass
             CPU labels to avoid it).
         params: ``MixParams`` of ``B`` samples, on the CPU or batch's device.
-        mean, std: C floats in pixel units (0-255); std > 0.
+        mean, std: C floats in pixel units (0-255); std > 0, and such that
+            ``(x - mean) / std`` for x in 0-255 fits in ``dtype``.
         num_classes: K >= 2. label_smoothing: eps in [0, 1).
         dtype: torch.float32, torch.float16 or torch.bfloat16.
         channels_last: return torch.channels_last memory format instead of contiguous NCHW.
@@ -109,6 +113,10 @@ def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False):
 def _check_batch(batch):
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+    if batch.layout != torch.strided:
+        raise TypeError(f"batch must be a dense (strided) tensor, got layout {batch.layout}")
+    if batch.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"batch must be on the CPU or a CUDA device, got {batch.device}")
     if batch.dtype != torch.uint8:
         raise TypeError(f"batch must have dtype torch.uint8, got {batch.dtype}")
     if batch.dim() != 4:
@@ -130,6 +138,16 @@ def _check_output(channels, mean, std, dtype, channels_last):
     if dtype not in OUTPUT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(map(str, OUTPUT_DTYPES))}, got {dtype!r}")
     check_bool("channels_last", channels_last)
+    # The kernels compute in float32 and store ``dtype``: refuse statistics whose
+    # outputs cannot be represented, rather than write inf or nan.
+    limit = torch.finfo(dtype).max
+    for c, (m, s) in enumerate(zip(mean, std)):
+        if abs(m) > _FLOAT32_MAX:
+            raise ValueError(f"mean[{c}] must be within float32's range (+-{_FLOAT32_MAX:.4g}), got {m!r}")
+        reach = max(abs(m), abs(255.0 - m)) / s
+        if reach * (1 + 1e-6) > limit:
+            raise ValueError(f"mean[{c}] = {m!r} and std[{c}] = {s!r} map pixel values 0-255 to magnitudes up to "
+                             f"{reach:.4g}, beyond the largest {dtype} ({limit:.4g})")
     return mean, std
 
 

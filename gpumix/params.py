@@ -54,6 +54,8 @@ class MixParams:
         devices = {t.device for t in (self.lam, self.index, self.boxes) if t is not None}
         if len(devices) > 1:
             raise ValueError(f"lam, index and boxes must be on one device, got {sorted(map(str, devices))}")
+        if self.lam.device.type == "meta":
+            raise ValueError("lam, index and boxes must hold values, got tensors on the meta device")
 
         lam = self.lam.detach().cpu()
         bad = ~((lam >= 0) & (lam <= 1))  # also catches nan

@@ -3,10 +3,13 @@
 Each builder returns an unbuilt DALI ``Pipeline`` whose outputs are uint8 HWC
 images of one fixed size and int32 labels, with checkpointing on and its
 reader (or, for CIFAR, its in-memory source) named ``"Reader"``. Importing
-this package imports nvidia.dali.
+this package imports nvidia.dali. A file DALI cannot read or decode stops a
+run with a ``DatasetFileError`` (a RuntimeError) that names it.
 """
 from gpumix.pipelines._common import READER_NAME, reader_meta
+from gpumix.pipelines._failures import DatasetFileError
 from gpumix.pipelines.cifar import cifar_train, cifar_val
 from gpumix.pipelines.imagenet import imagenet_train, imagenet_val
 
-__all__ = ["imagenet_train", "imagenet_val", "cifar_train", "cifar_val", "reader_meta", "READER_NAME"]
+__all__ = ["imagenet_train", "imagenet_val", "cifar_train", "cifar_val", "reader_meta", "READER_NAME",
+           "DatasetFileError"]

@@ -1,18 +1,30 @@
-"""Name the file behind a decoding failure that DALI reports without one.
+"""Name the file behind a reading or decoding failure that DALI reports without one.
 
 DALI names the sample for some corrupt JPEGs ("Failed to decode sample #11 :
 path") but not for others ("nvImageCodec failure: '#3'"), and either way the
-pipeline is dead afterwards. ``ExplainingPipeline.run`` catches the failure,
-replays the reader alone (no decoding) up to the failed batches, decodes their
-encoded bytes with Pillow to find the culprits, and raises an error that names
-them. This costs nothing until a run fails.
+pipeline is dead afterwards. ``ExplainingPipeline`` catches the failure
+wherever a batch is consumed (``run``, and ``outputs``/``share_outputs``, which
+DALI's iterators call), replays the reader alone (no decoding) up to the
+failed batches, decodes their encoded bytes with Pillow to find the culprits,
+and raises a ``DatasetFileError`` that names them. A file the reader itself
+cannot read (DALI cannot map an empty file) is reported with DALI's own
+reason, which names the path. This costs nothing until a run fails.
+
+The replay starts from the reader's first batch, so in a pipeline restored
+from a checkpoint it may find nothing; DALI's own error is raised then.
 """
 import numpy as np
 from nvidia.dali import Pipeline, pipeline_def
 
 from gpumix._imagecheck import why_undecodable
 
-__all__ = ["ExplainingPipeline", "make_explaining"]
+__all__ = ["DatasetFileError", "ExplainingPipeline", "make_explaining"]
+
+_ADVICE = "The pipeline is no longer valid: rebuild it, and clean the dataset first with gpumix-scan."
+
+
+class DatasetFileError(RuntimeError):
+    """DALI could not read or decode files of the dataset; the message names them."""
 
 
 @pipeline_def
@@ -20,39 +32,71 @@ def _reader_only(read):
     return read()
 
 
-class ExplainingPipeline(Pipeline):
-    """A DALI Pipeline whose ``run`` names the files behind a decoding failure."""
+def _dali_reason(error):
+    """The lines of a DALI error after its operator traceback ("encountered:"), without its boilerplate."""
+    text = str(error).rpartition("encountered:")[2]
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(("C++ context", "Current pipeline object"))]
+    return " ".join(lines) if lines else str(error).strip()
 
-    def run(self, *args, **kwargs):
+
+class ExplainingPipeline(Pipeline):
+    """A DALI Pipeline whose consumed batches raise a ``DatasetFileError`` naming the files behind a failure."""
+
+    def schedule_run(self):
         try:
-            outputs = super().run(*args, **kwargs)
+            return super().schedule_run()
         except RuntimeError as error:
-            explained = self._explain(error)
-            if explained is None:
-                raise
-            raise explained from error
+            self._raise_explained(error)
+
+    def outputs(self, cuda_stream=None):
+        return self._consume(super().outputs, cuda_stream)
+
+    def share_outputs(self, cuda_stream=None):
+        return self._consume(super().share_outputs, cuda_stream)
+
+    # ``run`` is DALI's: ``schedule_run`` then ``outputs``, both explained here.
+
+    def _consume(self, fetch, cuda_stream):
+        try:
+            outputs = fetch(cuda_stream)
+        except RuntimeError as error:
+            self._raise_explained(error)
         self._gpumix_runs += 1
         return outputs
 
+    def _raise_explained(self, error):
+        if isinstance(error, DatasetFileError):
+            raise error
+        explained = self._explain(error)
+        if explained is None:
+            raise error
+        raise explained from error
+
     def _explain(self, error):
-        """A RuntimeError naming the undecodable samples of the failed batches, or None."""
+        """A DatasetFileError naming the unreadable or undecodable samples of the failed batches, or None."""
         read, lookahead = self._gpumix_replay
         twin = _reader_only(read, batch_size=self.max_batch_size, num_threads=1, device_id=None)
-        twin.build()
         bad = []
-        # The failure is in one of the batches DALI was preparing: the next one or those prefetched.
-        for i in range(self._gpumix_runs + lookahead):
-            encoded, _ = twin.run()
-            if i < self._gpumix_runs:
-                continue
-            for k in range(len(encoded)):
-                why = why_undecodable(np.array(encoded[k]).tobytes())
-                if why is not None:
-                    bad.append(f"{encoded[k].source_info()} ({why})")
+        try:
+            twin.build()
+            # The failure is in one of the batches DALI was preparing: the next one or those prefetched.
+            for i in range(self._gpumix_runs + lookahead):
+                encoded, _ = twin.run()
+                if i < self._gpumix_runs:
+                    continue
+                for k in range(len(encoded)):
+                    why = why_undecodable(np.array(encoded[k]).tobytes())
+                    if why is not None:
+                        bad.append(f"{encoded[k].source_info()} ({why})")
+        except RuntimeError as replay_error:
+            # The reader itself failed (such as an empty file, which DALI cannot map): DALI names the file.
+            reason = _dali_reason(replay_error)
+            return DatasetFileError(f"DALI could not read a file of the dataset: {reason} (an empty or unreadable "
+                                    f"file). {_ADVICE}")
         if not bad:
             return None
-        return RuntimeError(f"DALI could not decode {'; '.join(dict.fromkeys(bad))}. The pipeline is no longer "
-                            "valid: rebuild it, and clean the dataset first with gpumix-scan.")
+        return DatasetFileError(f"DALI could not decode {'; '.join(dict.fromkeys(bad))}. {_ADVICE}")
 
 
 def make_explaining(pipe, read, lookahead):

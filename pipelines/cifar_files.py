@@ -23,6 +23,8 @@ _PYTHON = {
 }
 _SUBFOLDERS = {"cifar10": ("cifar-10-batches-bin", "cifar-10-batches-py"),
                "cifar100": ("cifar-100-binary", "cifar-100-python")}
+# Records in each official binary file ("*": every file not named): a file holds at most that many.
+_RECORDS = {"cifar10": {"*": 10000}, "cifar100": {"train.bin": 50000, "*": 10000}}
 _NUM_CLASSES = {("cifar10", "fine"): 10, ("cifar100", "fine"): 100, ("cifar100", "coarse"): 20}
 
 
@@ -85,9 +87,13 @@ def _read_binary(path, dataset, label):
         raise ValueError(f"{path}: the file is empty")
     if raw.size % record:
         whole = raw.size // record
-        raise ValueError(f"{path}: truncated: {raw.size} bytes is not a whole number of {record}-byte records; "
-                         f"the record at byte offset {whole * record} is incomplete")
+        raise ValueError(f"{path}: truncated or oversized: {raw.size} bytes is not a whole number of {record}-byte "
+                         f"records; the record at byte offset {whole * record} is incomplete")
     rows = raw.reshape(-1, record)
+    limit = _RECORDS[dataset].get(os.path.basename(path), _RECORDS[dataset]["*"])
+    if len(rows) > limit:
+        raise ValueError(f"{path}: oversized: {len(rows)} records, more than the official file's {limit}; "
+                         f"the bytes from offset {limit * record} on are extra")
     labels = rows[:, 0] if dataset == "cifar10" or label == "coarse" else rows[:, 1]
     return rows[:, record - IMAGE_BYTES:], labels.astype(np.int32)
 

@@ -3,6 +3,7 @@
     torchrun --nproc_per_node=8 -m gpumix.train --recipe imagenet-resnet50-mixup --data /data/imagenet
     gpumix-train --recipe cifar10-preactresnet18-mixup --data /data/cifar --device cpu
 """
+import pickle
 import sys
 
 from gpumix.train.config import parse_config
@@ -13,10 +14,12 @@ __all__ = ["main"]
 def main(argv=None):
     cfg = parse_config(argv)
     # Imported after parsing, so that --help and flag errors answer without loading DALI or torch models.
+    from gpumix.pipelines import DatasetFileError
     from gpumix.train.loop import NonFiniteLoss, train
     try:
         train(cfg)
-    except (ValueError, TypeError, OSError, ImportError, NonFiniteLoss) as error:
+    except (ValueError, TypeError, OSError, ImportError, NonFiniteLoss, DatasetFileError,
+            pickle.UnpicklingError) as error:  # an untrusted checkpoint refused by weights_only loading
         print(f"gpumix-train: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -36,7 +36,7 @@ _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", 
 
 
 class NonFiniteLoss(FloatingPointError):
-    """The loss became NaN or Inf; the run stopped without checkpointing the bad weights."""
+    """The loss or the weights became NaN or Inf; the run stopped without checkpointing the bad weights."""
 
 
 def _unwrap(model):
@@ -71,6 +71,11 @@ class _Trainer:
             raise ValueError("data: --data is required (the dataset root)")
         train_source = imagenet_split(cfg.data, "train") if cfg.dataset == "imagenet" else cfg.data
         self.num_classes = cfg.num_classes or num_classes_of(cfg.dataset, train_source)
+        if cfg.num_classes is not None and not isinstance(train_source, list):  # shards carry no class count
+            found = num_classes_of(cfg.dataset, train_source)
+            if cfg.num_classes < found:
+                raise ValueError(f"num_classes: --num-classes is {cfg.num_classes}, but the train split has {found} "
+                                 f"classes (labels 0 to {found - 1}); leave the flag out to use the data's count")
         self.train_loader, self.val_loader = build_loaders(
             cfg, device=self.device, rank=where.rank, world_size=where.world_size, num_classes=self.num_classes,
             train_state=None if resume_state is None else resume_state["iterators"][where.rank])
@@ -188,7 +193,18 @@ class _Trainer:
         return {"top1": top1 / n, "top5": top5 / n, "val_samples": int(n)}
 
     # --- checkpoints ---------------------------------------------------------------------------
+    def _check_finite_weights(self):
+        """NonFiniteLoss naming the first NaN/Inf weight or buffer: a finite loss can still leave bad weights
+        (an Inf gradient), and those are never checkpointed. One host sync; every rank checks its own copy."""
+        tensors = [(name, t) for name, t in _unwrap(self.model).state_dict().items() if t.is_floating_point()]
+        finite = torch.stack([torch.isfinite(t).all() for _, t in tensors]).tolist() if tensors else []
+        if not all(finite):
+            name = tensors[finite.index(False)][0]
+            raise NonFiniteLoss(f"weights are not finite after step {self.step} ({name} holds NaN or Inf): stopped; "
+                                f"the last good checkpoint {self.checkpoint_path} is kept")
+
     def save(self, reason):
+        self._check_finite_weights()
         mine = {"iterator": self.train_loader.state_dict(), "rng": rng_state()}
         if self.d.distributed:
             gathered = [None] * self.d.world_size
@@ -297,10 +313,16 @@ class _Trainer:
 
 
 def _write_json(path, value):
+    """Write ``value`` to ``path`` through a temporary file; an OSError (a full disk) names ``path``."""
     temp = path + ".tmp"
-    with open(temp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(temp, path)
+    try:
+        with open(temp, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2)
+        os.replace(temp, path)
+    except OSError as e:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise OSError(e.errno, f"writing {path}: {e.strerror or e}") from e
 
 
 def train(cfg):

@@ -25,15 +25,21 @@ class MetricsLog:
         self._file = open(self.path, "a", encoding="utf-8")
 
     def write(self, record):
-        """Write ``record`` (a dict of JSON-serializable values) as one line."""
+        """Write ``record`` (a dict of JSON-serializable values) as one line; an OSError names the file."""
         if not isinstance(record, dict):
             raise TypeError(f"record must be a dict, got {type(record).__name__}")
         line = json.dumps(record, allow_nan=True)
-        self._file.write(line + "\n")
-        self._file.flush()
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as e:  # a full disk: say which file
+            raise OSError(e.errno, f"writing metrics {self.path}: {e.strerror or e}") from e
 
     def close(self):
-        self._file.close()
+        try:
+            self._file.close()  # flushes what a failed write left in the buffer
+        except OSError as e:
+            raise OSError(e.errno, f"writing metrics {self.path}: {e.strerror or e}") from e
 
     def __enter__(self):
         return self

@@ -326,6 +326,13 @@ def test_channels_disagree_with_the_pipeline(datasets):
     (dict(return_params="yes"), TypeError, "return_params must be a bool, got 'yes'"),
     (dict(std=[1.0, 0.0, 1.0]), ValueError, r"std\[1\] must be > 0, got 0.0"),
     (dict(std=[1.0, float("nan"), 1.0]), ValueError, r"std\[1\] must be finite, got nan"),
+    (dict(std=[1.0, 1.0, float("inf")]), ValueError, r"std\[2\] must be finite, got inf"),
+    (dict(std=[-58.0, 1.0, 1.0]), ValueError, r"std\[0\] must be > 0, got -58.0"),
+    (dict(mean=[float("nan"), 1.0, 1.0]), ValueError, r"mean\[0\] must be finite, got nan"),
+    (dict(mean=[1.0, -float("inf"), 1.0]), ValueError, r"mean\[1\] must be finite, got -inf"),
+    (dict(std=[1.0, 1e-3, 1.0], dtype=torch.float16), ValueError,
+     r"mean\[1\] = 116.28 and std\[1\] = 0.001 map pixel values 0-255 to magnitudes up to 1.387e\+05, beyond "
+     r"the largest torch.float16"),
     (dict(dtype=torch.float64), ValueError, "dtype must be one of"),
     (dict(reader_name=""), TypeError, "reader_name must be a non-empty str"),
 ])
@@ -341,6 +348,17 @@ def test_labels_outside_num_classes_name_the_first_bad_one(datasets):
     loader = MixupIterator(_train(datasets), Mixup(num_classes=4, seed=0), mean=MEAN, std=STD)
     with pytest.raises(ValueError, match=r"labels must be in \[0, 4\), got labels\[\d+\] = \d+"):
         _run(loader, 4)
+
+
+def test_labels_outside_num_classes_name_exactly_the_first_bad_one(datasets):
+    # unique_list labels sample i with i; the same pipeline without mixup shows the first batch's labels
+    _, labels = next(MixupIterator(_train(datasets), None, mean=MEAN, std=STD))
+    bad = (labels >= 4).nonzero().flatten().tolist()
+    assert bad, labels
+    loader = MixupIterator(_train(datasets), Mixup(num_classes=4, seed=0), mean=MEAN, std=STD)
+    with pytest.raises(ValueError, match=rf"^labels must be in \[0, 4\), got labels\[{bad[0]}\] = "
+                                         rf"{int(labels[bad[0]])}$"):
+        next(loader)
 
 
 def test_lastbatch_enum_values():

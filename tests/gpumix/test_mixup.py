@@ -1,4 +1,5 @@
 """The Mixup sampler: validation, determinism in (seed, epoch, step, rank), and the draws' invariants."""
+import dataclasses
 import math
 import threading
 
@@ -11,7 +12,7 @@ from gpumix import MixMode, Mixup
 
 # --- validation: one message per field ---------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, error, message", [
+INVALID_FIELDS = [
     (dict(num_classes=1), ValueError, r"num_classes must be >= 2, got 1"),
     (dict(num_classes=10.0), TypeError, r"num_classes must be an int, got 10.0"),
     (dict(num_classes=True), TypeError, r"num_classes must be an int, got True"),
@@ -26,11 +27,53 @@ from gpumix import MixMode, Mixup
     (dict(correct_lam=1), TypeError, r"correct_lam must be a bool, got 1"),
     (dict(seed=-1), ValueError, r"seed must be >= 0, got -1"),
     (dict(alpha="1"), TypeError, r"alpha must be a float, got '1'"),
-])
+    (dict(num_classes=None), TypeError, r"num_classes must be an int, got None"),
+    (dict(alpha=float("inf")), ValueError, r"alpha must be >= 0.0, got inf"),
+    (dict(cutmix_alpha=float("nan")), ValueError, r"cutmix_alpha must be >= 0.0, got nan"),
+    (dict(cutmix_alpha=float("inf")), ValueError, r"cutmix_alpha must be >= 0.0, got inf"),
+    (dict(cutmix_alpha=True), TypeError, r"cutmix_alpha must be a float, got True"),
+    (dict(prob=-0.1), ValueError, r"prob must be in \[0.0, 1.0\], got -0.1"),
+    (dict(prob=float("nan")), ValueError, r"prob must be in \[0.0, 1.0\], got nan"),
+    (dict(prob="0.5"), TypeError, r"prob must be a float, got '0.5'"),
+    (dict(switch_prob=1.01), ValueError, r"switch_prob must be in \[0.0, 1.0\], got 1.01"),
+    (dict(switch_prob=float("inf")), ValueError, r"switch_prob must be in \[0.0, 1.0\], got inf"),
+    (dict(switch_prob=None), TypeError, r"switch_prob must be a float, got None"),
+    (dict(label_smoothing=-0.1), ValueError, r"label_smoothing must be in \[0.0, 1.0\), got -0.1"),
+    (dict(label_smoothing=float("nan")), ValueError, r"label_smoothing must be in \[0.0, 1.0\), got nan"),
+    (dict(label_smoothing=[0.1]), TypeError, r"label_smoothing must be a float, got \[0.1\]"),
+    (dict(mode=None), ValueError, r"mode must be one of 'batch', 'pair', 'elem', got None"),
+    (dict(mode=1), ValueError, r"mode must be one of 'batch', 'pair', 'elem', got 1"),
+    (dict(mode="BATCH"), ValueError, r"mode must be one of 'batch', 'pair', 'elem', got 'BATCH'"),
+    (dict(cutmix_minmax=(0.0, 0.5)), ValueError, r"cutmix_minmax must be None or \(min, max\) .* got \(0.0, 0.5\)"),
+    (dict(cutmix_minmax=(0.2, 1.5)), ValueError, r"cutmix_minmax must be None or \(min, max\) .* got \(0.2, 1.5\)"),
+    (dict(cutmix_minmax=(0.2, float("nan"))), ValueError, r"cutmix_minmax must be None or \(min, max\) .* "
+                                                          r"got \(0.2, nan\)"),
+    (dict(cutmix_minmax=(0.2,)), ValueError, r"cutmix_minmax must be None or \(min, max\) .* got \(0.2,\)"),
+    (dict(cutmix_minmax=(0.2, 0.4, 0.6)), ValueError, r"cutmix_minmax must be None or \(min, max\) .* "
+                                                       r"got \(0.2, 0.4, 0.6\)"),
+    (dict(cutmix_minmax=("0.2", "0.5")), ValueError, r"cutmix_minmax must be None or \(min, max\) .* "
+                                                      r"got \('0.2', '0.5'\)"),
+    (dict(cutmix_minmax=(False, True)), ValueError, r"cutmix_minmax must be None or \(min, max\) .* "
+                                                     r"got \(False, True\)"),
+    (dict(cutmix_minmax=0.5), ValueError, r"cutmix_minmax must be None or \(min, max\) .* got 0.5"),
+    (dict(correct_lam=None), TypeError, r"correct_lam must be a bool, got None"),
+    (dict(correct_lam="False"), TypeError, r"correct_lam must be a bool, got 'False'"),
+    (dict(seed=1.5), TypeError, r"seed must be an int, got 1.5"),
+    (dict(seed=True), TypeError, r"seed must be an int, got True"),
+    (dict(seed=None), TypeError, r"seed must be an int, got None"),
+]
+
+
+@pytest.mark.parametrize("kwargs, error, message", INVALID_FIELDS)
 def test_invalid_fields(kwargs, error, message):
     fields = dict(num_classes=10) | kwargs
     with pytest.raises(error, match=message):
         Mixup(**fields)
+
+
+def test_every_field_has_invalid_cases():
+    fields = {f.name for f in dataclasses.fields(Mixup)}
+    assert {name for kwargs, _, _ in INVALID_FIELDS for name in kwargs} == fields
 
 
 def test_mode_accepts_strings_and_enum():

@@ -77,7 +77,7 @@ def test_truncated_binary_file_names_file_and_offset(datasets, tmp_path):
     raw = (folder / "test_batch.bin").read_bytes()
     (folder / "test_batch.bin").write_bytes(raw[:-100])
     records = len(raw) // 3073
-    with pytest.raises(ValueError, match=rf"test_batch.bin: truncated: .* the record at byte offset "
+    with pytest.raises(ValueError, match=rf"test_batch.bin: truncated or oversized: .* the record at byte offset "
                                          rf"{(records - 1) * 3073} is incomplete"):
         load_cifar(str(tmp_path), "cifar10", "test")
 
@@ -101,3 +101,62 @@ def test_folder_without_cifar_files(tmp_path):
 def test_coarse_labels_only_for_cifar100(datasets):
     with pytest.raises(ValueError, match=r"label must be 'fine' for cifar10, got 'coarse'"):
         load_cifar(datasets["cifar10-binary"], "cifar10", "train", "coarse")
+
+
+# --- oversized binary files and pickles of the wrong dtypes ---------------------------------------------------
+
+def _binary_folder(datasets, tmp_path):
+    import shutil
+    folder = tmp_path / "cifar-10-batches-bin"
+    shutil.copytree(os.path.join(datasets["cifar10-binary"], "cifar-10-batches-bin"), folder)
+    return folder
+
+
+def test_extra_bytes_in_a_binary_file_name_the_file_and_offset(datasets, tmp_path):
+    folder = _binary_folder(datasets, tmp_path)
+    raw = (folder / "data_batch_2.bin").read_bytes()
+    (folder / "data_batch_2.bin").write_bytes(raw + b"\x00" * 10)
+    with pytest.raises(ValueError, match=rf"data_batch_2.bin: truncated or oversized: {len(raw) + 10} bytes is not "
+                                         rf"a whole number of 3073-byte records; the record at byte offset "
+                                         rf"{len(raw)} is incomplete"):
+        load_cifar(str(tmp_path), "cifar10", "train")
+
+
+def test_more_records_than_the_official_file_is_refused(datasets, tmp_path):
+    folder = _binary_folder(datasets, tmp_path)
+    record = (folder / "test_batch.bin").read_bytes()[:3073]
+    (folder / "test_batch.bin").write_bytes(record * 10001)
+    with pytest.raises(ValueError, match=r"test_batch.bin: oversized: 10001 records, more than the official file's "
+                                         r"10000; the bytes from offset 30730000 on are extra"):
+        load_cifar(str(tmp_path), "cifar10", "test")
+    (folder / "test_batch.bin").write_bytes(record * 10000)  # exactly the official size loads
+    assert load_cifar(str(tmp_path), "cifar10", "test")[0].shape == (10000, 32, 32, 3)
+
+
+@pytest.mark.parametrize("record, message", [
+    ({b"data": np.zeros((4, 3072), np.float32), b"labels": [0] * 4},
+     r"b'data' must be uint8 \(N, 3072\), got float32 \(4, 3072\)"),
+    ({b"data": np.zeros((4, 3072), np.int64), b"labels": [0] * 4},
+     r"b'data' must be uint8 \(N, 3072\), got int64 \(4, 3072\)"),
+    ({b"data": [[0] * 3072] * 4, b"labels": [0] * 4}, r"b'data' must be uint8 \(N, 3072\), got list"),
+    ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0.0, 1.0, 2.0, 3.0]}, r"b'labels' must be 4 integer labels"),
+    ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [True, False, True, False]},
+     r"b'labels' must be 4 integer labels"),
+    ({b"data": np.zeros((4, 3072), np.uint8), b"labels": np.zeros(4, np.float64)},
+     r"b'labels' must be 4 integer labels"),
+    ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2]}, r"b'labels' must be 4 integer labels"),
+], ids=["float32-data", "int64-data", "list-data", "float-labels", "bool-labels", "float-array-labels",
+        "too-few-labels"])
+def test_pickle_with_wrong_dtypes(datasets, tmp_path, record, message):
+    folder = _python_folder(datasets, tmp_path)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(record, f, protocol=2)
+    with pytest.raises(ValueError, match=rf"test_batch: {message}"):
+        load_cifar(str(tmp_path), "cifar10", "test")
+
+
+def test_empty_binary_file(datasets, tmp_path):
+    folder = _binary_folder(datasets, tmp_path)
+    (folder / "test_batch.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"test_batch.bin: the file is empty"):
+        load_cifar(str(tmp_path), "cifar10", "test")

@@ -65,3 +65,26 @@ def test_nothing_to_plot_and_bad_lines(tmp_path):
     scalar.write_text("3\n")
     with pytest.raises(ValueError, match=r"scalar.jsonl: line 1 is a int, not a JSON object"):
         read_metrics(scalar)
+
+
+def test_a_write_the_disk_refuses_names_the_file(tmp_path):
+    """The kernel refuses the write (file size limit, as a full disk would): the OSError names metrics.jsonl."""
+    import errno
+    import resource
+    import signal
+
+    log = MetricsLog(tmp_path)
+    log.write({"kind": "step", "step": 0, "loss": 1.0})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, ((tmp_path / METRICS_NAME).stat().st_size, hard))  # full now
+    try:
+        with pytest.raises(OSError, match=rf"writing metrics {tmp_path}/metrics.jsonl: File too large") as info:
+            log.write({"kind": "step", "step": 1, "loss": 0.5})
+        assert info.value.errno == errno.EFBIG
+        with pytest.raises(OSError, match=rf"writing metrics {tmp_path}/metrics.jsonl: File too large"):
+            log.close()  # the unwritten rest is still buffered
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert read_metrics(tmp_path / METRICS_NAME)[0] == {"kind": "step", "step": 0, "loss": 1.0}
