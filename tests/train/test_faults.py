@@ -88,14 +88,6 @@ def data(tmp_path_factory):
     return str(root)
 
 
-@pytest.fixture(autouse=True)
-def _restore_determinism():
-    # --deterministic switches a process-wide torch flag; keep it from leaking into other tests.
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def _env(**faults):
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **faults)
 

@@ -26,14 +26,6 @@ def imagenet(tmp_path_factory):
     return str(root)
 
 
-@pytest.fixture(autouse=True)
-def _restore_determinism():
-    # --deterministic switches a process-wide torch flag; keep it from leaking into other tests.
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
 def test_single_process_run_writes_everything(imagenet, tmp_path):
     out = tmp_path / "run"
     assert main(["--data", imagenet, "--epochs", "2", "--global-batch-size", "16", "--output", str(out)] + TINY) == 0
