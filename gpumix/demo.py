@@ -96,7 +96,7 @@ def main(argv=None):
             shown = images[:16].float().cpu() * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
             save_image(shown / 255, args.save, nrow=4)
             print(f"  wrote {args.save}")
-    print("\nFor the full side-by-side measurement: gpumix-bench-operator")
+    print("\nFor the full side-by-side measurement (the operator and whole loaders): gpumix-bench")
     return 0
 
 

@@ -136,6 +136,11 @@ class MixupIterator:
             ``mixup.sample(B, (H, W), epoch=e, step=s, rank=rank)``.
         state: a ``state_dict()`` to resume from; ``pipeline`` must have been
             created with ``checkpoint=state["dali"]``.
+        num_classes: with ``mixup=None``, check every label is in
+            ``[0, num_classes)`` (on the CPU, before the copy to the device),
+            so a bad label is a ValueError here and not an error inside the
+            loss. With a mixup it must be None or ``mixup.num_classes`` (the
+            operator checks the labels then).
 
     Each step yields ``(images, targets)``: images ``dtype`` (B, C, H, W),
     targets float32 (B, K), on the pipeline's device (``cuda:device_id`` or the
@@ -148,9 +153,14 @@ class MixupIterator:
 
     def __init__(self, pipeline, mixup, *, mean, std, dtype=torch.float32, channels_last=False,
                  reader_name="Reader", last_batch_policy="partial", return_clean=False, return_params=False, rank=0,
-                 state=None):
+                 state=None, num_classes=None):
         if mixup is not None and not isinstance(mixup, Mixup):
             raise TypeError(f"mixup must be a gpumix.Mixup or None, got {type(mixup).__name__}")
+        if num_classes is not None:
+            num_classes = check_int("num_classes", num_classes, 2)
+            if mixup is not None and num_classes != mixup.num_classes:
+                raise ValueError(f"num_classes is {num_classes} but mixup.num_classes is {mixup.num_classes}")
+        self._num_classes = num_classes
         channels = _channel_count(mean)
         if channels not in (1, 3):
             raise ValueError(f"mean must have 1 or 3 values (one per channel), got {mean!r}")
@@ -279,6 +289,11 @@ class MixupIterator:
 
     def _apply(self, images, labels):
         if self._mixup is None:
+            if self._num_classes is not None:
+                bad = (labels < 0) | (labels >= self._num_classes)
+                if bool(bad.any()):  # labels are a fresh CPU copy here unless the pipeline put them on the GPU
+                    i = int(bad.nonzero()[0, 0])
+                    raise ValueError(f"labels must be in [0, {self._num_classes}), got labels[{i}] = {int(labels[i])}")
             out = normalize(images, mean=self._mean, std=self._std, dtype=self._dtype,
                             channels_last=self._channels_last)
             return out, labels.to(out.device, non_blocking=True)

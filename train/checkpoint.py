@@ -17,8 +17,8 @@ import tempfile
 import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "latest_checkpoint", "rng_state",
-           "set_rng_state"]
+__all__ = ["CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
+           "remove_partial_writes", "rng_state", "set_rng_state"]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # the one checkpoint file the trainer keeps in its output folder
 
@@ -154,6 +154,23 @@ def latest_checkpoint(directory):
     """``directory/checkpoint.pt`` if that file exists, else None."""
     path = os.path.join(os.fspath(directory), CHECKPOINT_NAME)
     return path if os.path.isfile(path) else None
+
+
+def remove_partial_writes(path):
+    """Delete the temporary files ``save_checkpoint(path, ...)`` left beside ``path`` when killed mid-write.
+
+    They are named ``.<name>.<random>.tmp``; ``path`` itself is never touched.
+    Call it only while nothing else writes ``path``. Returns the removed paths, sorted.
+    """
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pattern = re.compile(r"\." + re.escape(name) + r"\.[^/]+\.tmp")
+    removed = []
+    if os.path.isdir(directory):
+        for entry in sorted(os.listdir(directory)):
+            if pattern.fullmatch(entry):
+                os.remove(os.path.join(directory, entry))
+                removed.append(os.path.join(directory, entry))
+    return removed
 
 
 def rng_state():

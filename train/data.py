@@ -97,6 +97,6 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
     # runs the same number of steps; each epoch's shuffle leaves out a different < 1 batch per shard.
     train = MixupIterator(train_pipe, mixup, rank=rank, state=train_state, last_batch_policy="drop",
                           return_clean=mixup is not None and cfg.loss == "mixupe",
-                          return_params=mixup is not None and cfg.loss == "pair", **norm)
-    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, **norm)
+                          return_params=mixup is not None and cfg.loss == "pair", num_classes=num_classes, **norm)
+    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, num_classes=num_classes, **norm)
     return train, val

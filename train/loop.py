@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from gpumix.runinfo import run_record
 from gpumix.train import dist
-from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
-                                     set_rng_state)
+from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint, remove_partial_writes,
+                                     rng_state, save_checkpoint, set_rng_state)
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
 from gpumix.train.losses import mixupe_loss, pair_ce, soft_target_ce
 from gpumix.train.metrics import MetricsLog, plot_metrics
@@ -103,7 +103,7 @@ class _Trainer:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.model = torch.compile(model) if cfg.compile else model
-        self.metrics = MetricsLog(self.output) if where.is_main else None
+        self.metrics = MetricsLog(self.output, keep_through_step=self.step) if where.is_main else None
         self.tensorboard = self._tensorboard() if where.is_main and cfg.tensorboard else None
         self.last_eval = None if resume_state is None else resume_state.get("last_eval")
 
@@ -117,6 +117,7 @@ class _Trainer:
                                       "to continue that run, or choose another --output")
             if where.is_main:
                 os.makedirs(self.output, exist_ok=True)
+                remove_partial_writes(os.path.join(self.output, CHECKPOINT_NAME))  # a run killed mid-write left them
             return None
         if found is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.output} (expected {CHECKPOINT_NAME})")
@@ -131,6 +132,8 @@ class _Trainer:
             if state["config"][name] != current[name]:
                 raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
                                  f"{state['config'][name]!r}")
+        if where.is_main:
+            remove_partial_writes(found)  # the killed run's half-written checkpoint, if it died while saving
         return state
 
     def _tensorboard(self):
@@ -138,7 +141,8 @@ class _Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             raise ImportError("--tensorboard needs the tensorboard package: pip install 'gpumix[tensorboard]'") from e
-        return SummaryWriter(os.path.join(self.output, "tensorboard"))
+        # purge_step: events logged after the resumed checkpoint by the run that died are hidden, not shown twice
+        return SummaryWriter(os.path.join(self.output, "tensorboard"), purge_step=self.step or None)
 
     # --- one step ------------------------------------------------------------------------------
     def _loss(self, batch):
@@ -280,7 +284,7 @@ class _Trainer:
                     window["wait"] += time.perf_counter() - t0
                     loss, lr = self._optimize(batch)
                     window["images"] += batch[0].shape[0]
-                    pending.append((self.step, loss, lr, epoch))
+                    pending.append((self.step, loss, lr, epoch + 1))  # epochs counted from 1, as in the epoch records
                     if bar is not None:
                         bar.update(1)
                     if len(pending) >= cfg.log_every:

@@ -15,14 +15,40 @@ METRICS_NAME = "metrics.jsonl"
 class MetricsLog:
     """Appends one JSON line per ``write(record)`` to ``output/metrics.jsonl``, flushed at once.
 
-    Appending keeps a resumed run's earlier lines. Use as a context manager or call ``close()``.
+    Lines already in the file are kept, except with ``keep_through_step``: the
+    step the run starts from (0 for a fresh run, the checkpoint's step on
+    resume). Lines with a larger ``"step"`` were written after that checkpoint
+    by a run that then died; they are dropped (the file is rewritten
+    atomically) so the resumed run does not log those steps twice. Lines
+    without an integer step are kept.
+    Use as a context manager or call ``close()``.
     """
 
-    def __init__(self, output):
+    def __init__(self, output, *, keep_through_step=None):
         output = os.fspath(output)
+        if keep_through_step is not None and (isinstance(keep_through_step, bool)
+                                              or not isinstance(keep_through_step, int) or keep_through_step < 0):
+            raise ValueError(f"keep_through_step must be None or an int >= 0, got {keep_through_step!r}")
         os.makedirs(output, exist_ok=True)
         self.path = os.path.join(output, METRICS_NAME)
+        if keep_through_step is not None and os.path.exists(self.path):
+            self._drop_after(keep_through_step)
         self._file = open(self.path, "a", encoding="utf-8")
+
+    def _drop_after(self, step):
+        records = read_metrics(self.path)
+        kept = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= step]
+        if len(kept) == len(records):
+            return
+        temp = self.path + ".tmp"
+        try:
+            with open(temp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, allow_nan=True) + "\n" for r in kept)
+            os.replace(temp, self.path)
+        except OSError as e:
+            if os.path.exists(temp):
+                os.remove(temp)
+            raise OSError(e.errno, f"writing metrics {self.path}: {e.strerror or e}") from e
 
     def write(self, record):
         """Write ``record`` (a dict of JSON-serializable values) as one line; an OSError names the file."""

@@ -335,6 +335,10 @@ def test_channels_disagree_with_the_pipeline(datasets):
      r"the largest torch.float16"),
     (dict(dtype=torch.float64), ValueError, "dtype must be one of"),
     (dict(reader_name=""), TypeError, "reader_name must be a non-empty str"),
+    (dict(num_classes=1), ValueError, "num_classes must be >= 2, got 1"),
+    (dict(num_classes=4.0), TypeError, "num_classes must be an int, got 4.0"),
+    (dict(mixup=Mixup(num_classes=N, seed=0), num_classes=N + 1), ValueError,
+     f"num_classes is {N + 1} but mixup.num_classes is {N}"),
 ])
 def test_bad_arguments(datasets, kwargs, error, match):
     args = dict(mixup=None, mean=MEAN, std=STD)
@@ -359,6 +363,18 @@ def test_labels_outside_num_classes_name_exactly_the_first_bad_one(datasets):
     with pytest.raises(ValueError, match=rf"^labels must be in \[0, 4\), got labels\[{bad[0]}\] = "
                                          rf"{int(labels[bad[0]])}$"):
         next(loader)
+
+
+def test_without_mixup_num_classes_checks_the_labels_too(datasets):
+    _, labels = next(MixupIterator(_train(datasets), None, mean=MEAN, std=STD))
+    bad = (labels >= 4).nonzero().flatten().tolist()
+    assert bad, labels
+    loader = MixupIterator(_train(datasets), None, mean=MEAN, std=STD, num_classes=4)
+    with pytest.raises(ValueError, match=rf"^labels must be in \[0, 4\), got labels\[{bad[0]}\] = "
+                                         rf"{int(labels[bad[0]])}$"):
+        next(loader)
+    fitting = MixupIterator(_train(datasets), None, mean=MEAN, std=STD, num_classes=N)  # labels 0..N-1 all pass
+    assert sorted(torch.cat([labels for _, labels in fitting]).tolist()) == list(range(N))  # partial policy: each sample once
 
 
 def test_lastbatch_enum_values():

@@ -177,3 +177,16 @@ def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
     _draws()  # move every generator on
     ckpt.set_rng_state(ckpt.load_checkpoint(path)["rng"])
     assert _draws() == expected
+
+
+def test_remove_partial_writes_takes_only_the_killed_writes_temporaries(tmp_path):
+    target = tmp_path / ckpt.CHECKPOINT_NAME
+    ckpt.save_checkpoint(target, _state(3))
+    partial = [tmp_path / f".{ckpt.CHECKPOINT_NAME}.abc123.tmp", tmp_path / f".{ckpt.CHECKPOINT_NAME}.x_y.tmp"]
+    others = [tmp_path / "metrics.jsonl", tmp_path / ".other.pt.abc.tmp", tmp_path / f"{ckpt.CHECKPOINT_NAME}.tmp"]
+    for path in partial + others:
+        path.write_bytes(b"half")
+    assert ckpt.remove_partial_writes(target) == sorted(str(p) for p in partial)
+    assert sorted(os.listdir(tmp_path)) == sorted([ckpt.CHECKPOINT_NAME] + [p.name for p in others])
+    assert ckpt.remove_partial_writes(target) == []
+    assert ckpt.remove_partial_writes(tmp_path / "missing" / ckpt.CHECKPOINT_NAME) == []

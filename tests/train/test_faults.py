@@ -174,10 +174,12 @@ def test_killed_mid_epoch_and_mid_checkpoint_then_resumed_ends_with_the_same_wei
     assert final["model"].keys() == want.keys()
     for name in want:
         assert torch.equal(final["model"][name], want[name]), name
-    # The metrics are appended by each run: step 5 was logged just before the crash in its checkpoint,
-    # and again by the run that redid it. Step 3 began but was never logged before the kill.
-    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "step"]
-    assert steps == [1, 2, 3, 4, 5, 5, 6]
+    assert not [name for name in os.listdir(out) if name.endswith(".tmp")]  # the resume removed the half-written file
+    # Step 5 was logged just before the crash in its checkpoint; the resume from step 4 dropped that line,
+    # so the run that redid step 5 logs it once. Step 3 began but was never logged before the first kill.
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "step"] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
 
 
 # --- a dead or stalled rank ----------------------------------------------------------------------------------
@@ -255,7 +257,7 @@ def test_nan_loss_names_its_step_and_keeps_the_last_good_checkpoint(data, tmp_pa
     _poison(monkeypatch, 5, lambda logits, loss: loss * float("nan"))
     assert main(["--data", data, "--output", str(out), "--log-every", "10"] + BASE) == 1
     err = capsys.readouterr().err
-    assert f"gpumix-train: error: loss is nan at step 5 (epoch 1): stopped; the last good checkpoint " \
+    assert f"gpumix-train: error: loss is nan at step 5 (epoch 2): stopped; the last good checkpoint " \
            f"{out}/{CHECKPOINT_NAME} is kept" in err
     kept = load_checkpoint(out / CHECKPOINT_NAME)
     assert kept["step"] == 3 and kept["reason"] == "epoch" and _all_finite(kept)
@@ -378,12 +380,14 @@ def test_num_classes_below_the_folders_is_refused_before_training(data, tmp_path
     assert not (tmp_path / "run" / CHECKPOINT_NAME).exists()
 
 
-def test_labels_beyond_num_classes_reach_the_operator_and_name_the_first_bad_one(tmp_path, capsys):
-    """WebDataset shards carry no class count, so a too-small --num-classes is found by the operator."""
+@pytest.mark.parametrize("mixup_alpha", ["0.2", "0"])  # mixup: the operator finds it; ERM: the iterator does
+def test_labels_beyond_num_classes_are_found_and_the_first_bad_one_named(tmp_path, capsys, mixup_alpha):
+    """WebDataset shards carry no class count, so a too-small --num-classes is found while iterating."""
     root = tmp_path / "wds"
     make_dataset("webdataset", root / "train", classes=4, images_per_class=6, seed=1, size=(20, 24))
     make_dataset("webdataset", root / "val", classes=4, images_per_class=2, seed=2, size=(20, 24))
-    assert main(["--data", str(root), "--output", str(tmp_path / "run"), "--num-classes", "2"] + ARGS) == 1
+    assert main(["--data", str(root), "--output", str(tmp_path / "run"), "--num-classes", "2",
+                 "--mixup-alpha", mixup_alpha] + ARGS) == 1
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if line.startswith("gpumix-train: error: "))
     prefix = "gpumix-train: error: labels must be in [0, 2), got labels["

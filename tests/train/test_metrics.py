@@ -32,6 +32,27 @@ def test_log_appends_one_flushed_line_per_record(tmp_path):
         MetricsLog(tmp_path / "run").write([1])
 
 
+def test_a_resumed_log_drops_the_lines_after_its_checkpoint(tmp_path):
+    steps, epochs = _records(1)
+    with MetricsLog(tmp_path / "run") as log:  # the run that died after step 20, its checkpoint at step 12
+        for record in steps[:21] + [{"kind": "note", "text": "no step"}]:
+            log.write(record)
+    with MetricsLog(tmp_path / "run", keep_through_step=12) as log:
+        assert read_metrics(log.path) == steps[:13] + [{"kind": "note", "text": "no step"}]
+        for record in steps[13:]:
+            log.write(record)
+    assert [r.get("step") for r in read_metrics(log.path)] == list(range(13)) + [None] + list(range(13, 30))
+    assert not list((tmp_path / "run").glob("*.tmp"))
+    with MetricsLog(tmp_path / "run", keep_through_step=0) as log:  # a fresh run in the folder of one that died early
+        assert read_metrics(log.path) == [steps[0], {"kind": "note", "text": "no step"}]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_keep_through_step_must_be_a_step(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"keep_through_step must be None or an int >= 0, got "):
+        MetricsLog(tmp_path / "run", keep_through_step=bad)
+
+
 def test_plot_writes_a_png(tmp_path):
     steps, epochs = _records(1)
     with MetricsLog(tmp_path) as log:
