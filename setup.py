@@ -49,6 +49,7 @@ setup(
             "gpumix-bench-pipeline=gpumix.bench.pipeline:main",
             "gpumix-make-dataset=gpumix.tools.make_dataset:main",
             "gpumix-scan=gpumix.tools.scan:main",
+            "gpumix-label-fit=gpumix.tools.label_fit:main",
         ],
     },
 )

@@ -1,0 +1,105 @@
+"""``gpumix-label-fit``: how far a trained CIFAR-format model fits corrupted training labels.
+
+For the mixup paper's corrupted-label experiment (Table 2). Given a run's
+checkpoint, the label-corrupted training set it was trained on (``--noisy``)
+and the same images with their true labels (``--clean``, for example
+``gpumix-make-digits`` with the same ``--seed`` and no corruption), it
+classifies every training image once, unaugmented, in float32 eval mode, and
+reports:
+
+- ``fits_noise``: among the corrupted samples (noisy label != true label), the
+  share predicted as the noisy label: memorized noise;
+- ``true_on_corrupted``: among them, the share predicted as the true label;
+- ``train_clean_accuracy``: accuracy on the uncorrupted samples;
+- ``test_accuracy``: accuracy on the clean test split.
+
+    gpumix-label-fit runs/noisy-erm/checkpoint.pt --noisy noisy --clean clean
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+
+__all__ = ["label_fit", "main"]
+
+_CLASSES = {"cifar10": 10, "cifar100": 100}
+
+
+def _predict(model, images, mean, std, batch_size=256):
+    """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized as in training; int64 (N,)."""
+    import torch
+
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[start:start + batch_size]).permute(0, 3, 1, 2).float()
+            out.append(model((x - mean_t) / std_t).argmax(1))
+    return torch.cat(out).numpy()
+
+
+def label_fit(checkpoint, noisy, clean):
+    """The fractions above as a dict, plus the sample counts; ``checkpoint`` is loaded with weights_only=True.
+
+    ``noisy`` and ``clean`` are CIFAR-format folders holding the same training
+    images in the same order (a ValueError says otherwise); nothing is modified.
+    """
+    from gpumix.pipelines.cifar_files import load_cifar
+    from gpumix.train.checkpoint import load_checkpoint
+    from gpumix.train.data import MEAN, STD
+    from gpumix.train.models import build_model
+
+    state = load_checkpoint(checkpoint)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(f"checkpoint: {checkpoint} is not a gpumix-train checkpoint (no model and config)")
+    cfg = state["config"]
+    dataset = cfg.get("dataset")
+    if dataset not in _CLASSES:
+        raise ValueError(f"checkpoint: {checkpoint} trained on {dataset!r}; label_fit reads CIFAR-format data "
+                         f"({', '.join(_CLASSES)})")
+    images, noisy_labels = load_cifar(noisy, dataset, "train")
+    clean_images, true_labels = load_cifar(clean, dataset, "train")
+    if images.shape != clean_images.shape or not np.array_equal(images, clean_images):
+        raise ValueError(f"noisy: {noisy} and clean: {clean} do not hold the same training images in the same order")
+    test_images, test_labels = load_cifar(clean, dataset, "test")
+
+    model = build_model(cfg["arch"], cfg.get("num_classes") or _CLASSES[dataset])
+    model.load_state_dict(state["model"])
+    model.eval()
+    mean, std = MEAN[dataset], STD[dataset]
+    predicted = _predict(model, images, mean, std)
+    corrupted = noisy_labels != true_labels
+    n_corrupted, n_kept = int(corrupted.sum()), int((~corrupted).sum())
+
+    def share(hits, total):
+        return float(hits) / total if total else float("nan")
+
+    return {
+        "checkpoint": str(checkpoint), "step": state.get("step"), "train_samples": len(images),
+        "corrupted": n_corrupted,
+        "fits_noise": share((predicted[corrupted] == noisy_labels[corrupted]).sum(), n_corrupted),
+        "true_on_corrupted": share((predicted[corrupted] == true_labels[corrupted]).sum(), n_corrupted),
+        "train_clean_accuracy": share((predicted[~corrupted] == true_labels[~corrupted]).sum(), n_kept),
+        "test_accuracy": share((_predict(model, test_images, mean, std) == test_labels).sum(), len(test_labels)),
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="gpumix-label-fit", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="a gpumix-train checkpoint.pt")
+    p.add_argument("--noisy", required=True, help="the label-corrupted CIFAR-format folder the run trained on")
+    p.add_argument("--clean", required=True, help="the same images with their true labels")
+    args = p.parse_args(argv)
+    try:
+        result = label_fit(args.checkpoint, args.noisy, args.clean)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"gpumix-label-fit: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
