@@ -7,7 +7,7 @@ Each line is one JSON object. The plot reads records with ``"kind": "step"``
 import json
 import os
 
-__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics"]
+__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs"]
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -124,5 +124,68 @@ def plot_metrics(jsonl_path, png_path):
         if not data:
             ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
         ax.grid(alpha=0.3)
+    fig.savefig(png_path, dpi=100)
+    return png_path
+
+
+def _running_mean(values, window):
+    """Means of each ``window`` consecutive values (len(values) - window + 1 of them; all of them if fewer)."""
+    window = min(window, len(values))
+    if window <= 1:
+        return list(values)
+    sums = [0.0]
+    for v in values:
+        sums.append(sums[-1] + v)
+    return [(sums[i + window] - sums[i]) / window for i in range(len(values) - window + 1)]
+
+
+def plot_runs(runs, png_path, *, smooth=1, title=None):
+    """Compare runs in one PNG: training loss vs step and validation top-1 vs epoch, one line per run.
+
+    ``runs`` maps a label to a metrics.jsonl path (a dict, in legend order).
+    ``smooth``: the loss is a running mean over that many steps (1 = raw),
+    drawn at the window's last step. ValueError for an empty ``runs``, a
+    ``smooth`` below 1, or a run with neither step nor epoch records (named).
+    Returns ``png_path``.
+    """
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError(f"runs must be a non-empty dict of label -> metrics.jsonl path, got {runs!r}")
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be an int >= 1, got {smooth!r}")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plot_runs needs matplotlib: pip install matplotlib") from None
+    loaded = {}
+    for label, path in runs.items():
+        records = read_metrics(path)
+        steps = [r for r in records if r.get("kind") == "step" and "step" in r and "loss" in r]
+        epochs = [r for r in records if r.get("kind") == "epoch" and "epoch" in r and "top1" in r]
+        if not steps and not epochs:
+            raise ValueError(f"run {label!r}: {path} has no step or epoch records to plot")
+        loaded[label] = (steps, epochs)
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for label, (steps, epochs) in loaded.items():
+        color = None
+        if steps:
+            mean = _running_mean([r["loss"] for r in steps], smooth)
+            (line,) = loss_ax.plot([r["step"] for r in steps][len(steps) - len(mean):], mean, linewidth=0.9,
+                                   label=label)
+            color = line.get_color()
+        if epochs:
+            acc_ax.plot([r["epoch"] for r in epochs], [r["top1"] for r in epochs], linewidth=1.0, label=label,
+                        color=color)
+    loss_ax.set(xlabel="step", ylabel="training loss" + (f" (mean of {smooth} steps)" if smooth > 1 else ""),
+                title="training loss")
+    acc_ax.set(xlabel="epoch", ylabel="validation top-1", title="validation top-1")
+    for ax in (loss_ax, acc_ax):
+        if ax.lines:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.savefig(png_path, dpi=100)
     return png_path

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from gpumix.train.metrics import METRICS_NAME, MetricsLog, plot_metrics, read_metrics
+from gpumix.train.metrics import METRICS_NAME, MetricsLog, _running_mean, plot_metrics, plot_runs, read_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -109,3 +109,34 @@ def test_a_write_the_disk_refuses_names_the_file(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
     assert read_metrics(tmp_path / METRICS_NAME)[0] == {"kind": "step", "step": 0, "loss": 1.0}
+
+
+def test_plot_runs_compares_runs_in_one_png(tmp_path):
+    paths = {}
+    for seed, label in enumerate(["ERM", "mixup"]):
+        steps, epochs = _records(seed)
+        with MetricsLog(tmp_path / label) as log:
+            for record in steps + epochs:
+                log.write(record)
+        paths[label] = tmp_path / label / METRICS_NAME
+    out = plot_runs(paths, tmp_path / "runs.png", smooth=5, title="two runs")
+    data = out.read_bytes()
+    assert out == tmp_path / "runs.png" and data.startswith(PNG_SIGNATURE) and len(data) > 5000
+
+
+def test_running_mean_by_hand():
+    assert _running_mean([1.0, 2.0, 6.0, 3.0], 2) == [1.5, 4.0, 4.5]
+    assert _running_mean([1.0, 2.0, 6.0], 1) == [1.0, 2.0, 6.0]
+    assert _running_mean([1.0, 2.0, 6.0], 10) == [3.0]  # a window longer than the run: the one mean
+
+
+def test_plot_runs_refuses_what_it_cannot_draw(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"kind": "note"}\n')
+    with pytest.raises(ValueError, match=r"run 'ERM': .*empty.jsonl has no step or epoch records to plot"):
+        plot_runs({"ERM": empty}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"runs must be a non-empty dict of label -> metrics.jsonl path, got \{\}"):
+        plot_runs({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"smooth must be an int >= 1, got 0"):
+        plot_runs({"ERM": empty}, tmp_path / "x.png", smooth=0)
+    assert not (tmp_path / "x.png").exists()
