@@ -19,11 +19,17 @@ def test_binary_and_python_formats_give_identical_arrays(datasets, dataset, labe
     assert xb.std() > 10  # real content, not zeros
 
 
-def _python_folder(datasets, tmp_path):
+def _copied_folder(datasets, tmp_path, fmt):
+    """A writable copy of the session's CIFAR-10 ``fmt`` ("python" or "binary") folder under tmp_path."""
     import shutil
-    folder = tmp_path / "cifar-10-batches-py"
-    shutil.copytree(os.path.join(datasets["cifar10-python"], "cifar-10-batches-py"), folder)
+    name = {"python": "cifar-10-batches-py", "binary": "cifar-10-batches-bin"}[fmt]
+    folder = tmp_path / name
+    shutil.copytree(os.path.join(datasets[f"cifar10-{fmt}"], name), folder)
     return folder
+
+
+def _python_folder(datasets, tmp_path):
+    return _copied_folder(datasets, tmp_path, "python")
 
 
 def test_numpy_1_pickles_load(datasets, tmp_path):
@@ -106,10 +112,7 @@ def test_coarse_labels_only_for_cifar100(datasets):
 # --- oversized binary files and pickles of the wrong dtypes ---------------------------------------------------
 
 def _binary_folder(datasets, tmp_path):
-    import shutil
-    folder = tmp_path / "cifar-10-batches-bin"
-    shutil.copytree(os.path.join(datasets["cifar10-binary"], "cifar-10-batches-bin"), folder)
-    return folder
+    return _copied_folder(datasets, tmp_path, "binary")
 
 
 def test_extra_bytes_in_a_binary_file_name_the_file_and_offset(datasets, tmp_path):

@@ -9,3 +9,19 @@ def _restore_determinism():
     before = torch.are_deterministic_algorithms_enabled()
     yield
     torch.use_deterministic_algorithms(before)
+
+
+@pytest.fixture(scope="session")
+def train_val(tmp_path_factory):
+    """Makes tiny datasets with gpumix-make-dataset: ``make(kind, train_per_class=, val_per_class=, size=, seed=1,
+    classes=4, root=None)`` writes ROOT/train (seed) and ROOT/val (seed + 1) and returns str(ROOT); ROOT is a fresh
+    temporary folder unless given."""
+    from gpumix.tools.make_dataset import make_dataset
+
+    def make(kind="imagenet", *, train_per_class, val_per_class, size, seed=1, classes=4, root=None):
+        root = tmp_path_factory.mktemp(kind) if root is None else root
+        make_dataset(kind, root / "train", classes=classes, images_per_class=train_per_class, seed=seed, size=size)
+        make_dataset(kind, root / "val", classes=classes, images_per_class=val_per_class, seed=seed + 1, size=size)
+        return str(root)
+
+    return make

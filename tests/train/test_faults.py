@@ -26,7 +26,6 @@ import time
 import pytest
 import torch
 
-from gpumix.tools.make_dataset import make_dataset
 from gpumix.train import loop
 from gpumix.train import metrics as metrics_module
 from gpumix.train.__main__ import main
@@ -80,12 +79,9 @@ raise SystemExit(main(sys.argv[1:]))
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(train_val):
     """DIR/train (4 classes x 6 images) and DIR/val (4 x 2)."""
-    root = tmp_path_factory.mktemp("faults")
-    make_dataset("imagenet", root / "train", classes=4, images_per_class=6, seed=1, size=(20, 24))
-    make_dataset("imagenet", root / "val", classes=4, images_per_class=2, seed=2, size=(20, 24))
-    return str(root)
+    return train_val(train_per_class=6, val_per_class=2, size=(20, 24))
 
 
 def _env(**faults):
@@ -381,12 +377,10 @@ def test_num_classes_below_the_folders_is_refused_before_training(data, tmp_path
 
 
 @pytest.mark.parametrize("mixup_alpha", ["0.2", "0"])  # mixup: the operator finds it; ERM: the iterator does
-def test_labels_beyond_num_classes_are_found_and_the_first_bad_one_named(tmp_path, capsys, mixup_alpha):
+def test_labels_beyond_num_classes_are_found_and_the_first_bad_one_named(train_val, tmp_path, capsys, mixup_alpha):
     """WebDataset shards carry no class count, so a too-small --num-classes is found while iterating."""
-    root = tmp_path / "wds"
-    make_dataset("webdataset", root / "train", classes=4, images_per_class=6, seed=1, size=(20, 24))
-    make_dataset("webdataset", root / "val", classes=4, images_per_class=2, seed=2, size=(20, 24))
-    assert main(["--data", str(root), "--output", str(tmp_path / "run"), "--num-classes", "2",
+    root = train_val("webdataset", train_per_class=6, val_per_class=2, size=(20, 24))
+    assert main(["--data", root, "--output", str(tmp_path / "run"), "--num-classes", "2",
                  "--mixup-alpha", mixup_alpha] + ARGS) == 1
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if line.startswith("gpumix-train: error: "))

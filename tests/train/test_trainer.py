@@ -17,13 +17,9 @@ TINY = ["--arch", "resnet18", "--crop", "16", "--device", "cpu", "--num-threads"
 
 
 @pytest.fixture(scope="module")
-def imagenet(tmp_path_factory):
+def imagenet(train_val):
     """DIR/train (4 classes x 12 images) and DIR/val (4 x 5) of small JPEGs."""
-    from gpumix.tools.make_dataset import make_dataset
-    root = tmp_path_factory.mktemp("imagenet")
-    make_dataset("imagenet", root / "train", classes=4, images_per_class=12, seed=1, size=(20, 24))
-    make_dataset("imagenet", root / "val", classes=4, images_per_class=5, seed=2, size=(20, 24))
-    return str(root)
+    return train_val(train_per_class=12, val_per_class=5, size=(20, 24))
 
 
 def test_single_process_run_writes_everything(imagenet, tmp_path):
@@ -129,13 +125,9 @@ def _torchrun(launcher_args, train_args, cwd):
 
 
 @pytest.fixture(scope="module")
-def imagenet_1k(tmp_path_factory):
+def imagenet_1k(train_val):
     """Enough 12x12 images for one global batch of 1024 (DROP keeps full batches only)."""
-    from gpumix.tools.make_dataset import make_dataset
-    root = tmp_path_factory.mktemp("imagenet1k")
-    make_dataset("imagenet", root / "train", classes=4, images_per_class=260, seed=3, size=(12, 12))
-    make_dataset("imagenet", root / "val", classes=4, images_per_class=3, seed=4, size=(12, 12))
-    return str(root)
+    return train_val(train_per_class=260, val_per_class=3, size=(12, 12), seed=3)
 
 
 def test_two_process_gloo_run_at_global_batch_1024(imagenet_1k, tmp_path):
