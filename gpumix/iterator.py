@@ -16,7 +16,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from gpumix._checks import check_bool, check_int
 from gpumix.mixup import Mixup
-from gpumix.ops import _check_output, mix_normalize, normalize
+from gpumix.ops import _check_label_range, _check_output, mix_normalize, normalize
 
 __all__ = ["MixupIterator", "MixedBatch", "LastBatch", "STATE_FORMAT"]
 
@@ -289,11 +289,8 @@ class MixupIterator:
 
     def _apply(self, images, labels):
         if self._mixup is None:
-            if self._num_classes is not None:
-                bad = (labels < 0) | (labels >= self._num_classes)
-                if bool(bad.any()):  # labels are a fresh CPU copy here unless the pipeline put them on the GPU
-                    i = int(bad.nonzero()[0, 0])
-                    raise ValueError(f"labels must be in [0, {self._num_classes}), got labels[{i}] = {int(labels[i])}")
+            if self._num_classes is not None:  # labels are a fresh CPU copy here unless the pipeline put them on the GPU
+                _check_label_range(labels, self._num_classes)
             out = normalize(images, mean=self._mean, std=self._std, dtype=self._dtype,
                             channels_last=self._channels_last)
             return out, labels.to(out.device, non_blocking=True)

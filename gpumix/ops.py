@@ -31,6 +31,14 @@ def _channel_floats(name, values, channels):
     return [float(v) for v in values]
 
 
+def _check_label_range(labels, num_classes):
+    """ValueError naming the first of the integer ``labels`` outside ``[0, num_classes)``; one device sync on CUDA."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(f"labels must be in [0, {num_classes}), got labels[{i}] = {int(labels[i])}")
+
+
 def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
                   dtype=torch.float32, channels_last=False, return_clean=False):
     """Mix, normalize, transpose and cast a uint8 batch in one pass; return ``(images, targets)``.
@@ -74,10 +82,7 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
         raise ValueError(f"labels must have shape ({n},) to match batch, got {tuple(labels.shape)}")
     if labels.device != batch.device and labels.device.type != "cpu":
         raise ValueError(f"labels are on {labels.device} but batch is on {batch.device}")
-    bad = (labels < 0) | (labels >= k)
-    if bad.any():
-        i = int(bad.nonzero()[0])
-        raise ValueError(f"labels must be in [0, {k}), got labels[{i}] = {int(labels[i])}")
+    _check_label_range(labels, k)
 
     if not isinstance(params, MixParams):
         raise TypeError(f"params must be a gpumix.MixParams, got {type(params).__name__}")

@@ -22,7 +22,7 @@ from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_ch
                                      rng_state, save_checkpoint, set_rng_state)
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
 from gpumix.train.losses import mixupe_loss, pair_ce, soft_target_ce
-from gpumix.train.metrics import MetricsLog, plot_metrics
+from gpumix.train.metrics import MetricsLog, plot_metrics, write_text_atomically
 from gpumix.train.models import build_model
 from gpumix.train.schedule import LRSchedule
 
@@ -317,16 +317,8 @@ class _Trainer:
 
 
 def _write_json(path, value):
-    """Write ``value`` to ``path`` through a temporary file; an OSError (a full disk) names ``path``."""
-    temp = path + ".tmp"
-    try:
-        with open(temp, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=2)
-        os.replace(temp, path)
-    except OSError as e:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise OSError(e.errno, f"writing {path}: {e.strerror or e}") from e
+    """Write ``value`` to ``path`` as indented JSON, atomically; an OSError (a full disk) names ``path``."""
+    write_text_atomically(path, json.dumps(value, indent=2))
 
 
 def train(cfg):

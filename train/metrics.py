@@ -7,9 +7,26 @@ Each line is one JSON object. The plot reads records with ``"kind": "step"``
 import json
 import os
 
-__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs"]
+__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs", "write_text_atomically"]
 
 METRICS_NAME = "metrics.jsonl"
+
+
+def write_text_atomically(path, text, what=""):
+    """Replace ``path`` with ``text`` through ``path + ".tmp"`` and a rename, so it is whole or unchanged.
+
+    An OSError (a full disk) is raised with its errno and the message
+    ``writing <what><path>: ...``; the temporary file is removed.
+    """
+    temp = path + ".tmp"
+    try:
+        with open(temp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temp, path)
+    except OSError as e:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise OSError(e.errno, f"writing {what}{path}: {e.strerror or e}") from e
 
 
 class MetricsLog:
@@ -40,15 +57,7 @@ class MetricsLog:
         kept = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= step]
         if len(kept) == len(records):
             return
-        temp = self.path + ".tmp"
-        try:
-            with open(temp, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r, allow_nan=True) + "\n" for r in kept)
-            os.replace(temp, self.path)
-        except OSError as e:
-            if os.path.exists(temp):
-                os.remove(temp)
-            raise OSError(e.errno, f"writing metrics {self.path}: {e.strerror or e}") from e
+        write_text_atomically(self.path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept), "metrics ")
 
     def write(self, record):
         """Write ``record`` (a dict of JSON-serializable values) as one line; an OSError names the file."""
@@ -91,26 +100,36 @@ def read_metrics(path):
     return records
 
 
+def _plotted(records):
+    """The step records (with step and loss) and the epoch records (with epoch) among ``records``."""
+    steps = [r for r in records if r.get("kind") == "step" and "step" in r and "loss" in r]
+    epochs = [r for r in records if r.get("kind") == "epoch" and "epoch" in r]
+    return steps, epochs
+
+
+def _loss_and_accuracy_axes(caller):
+    """A figure on matplotlib's Agg canvas (no display, no pyplot state) and its loss and accuracy axes."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(f"{caller} needs matplotlib: pip install matplotlib") from None
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, 2)
+
+
 def plot_metrics(jsonl_path, png_path):
     """Draw training loss vs step and validation top-1/top-5 vs epoch into a PNG; returns ``png_path``.
 
     Rendered with matplotlib's Agg canvas (no display, no pyplot state).
     ValueError if the file has no step or epoch records.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("plot_metrics needs matplotlib: pip install matplotlib") from None
-    records = read_metrics(jsonl_path)
-    steps = [r for r in records if r.get("kind") == "step" and "step" in r and "loss" in r]
-    epochs = [r for r in records if r.get("kind") == "epoch" and "epoch" in r]
+    steps, epochs = _plotted(read_metrics(jsonl_path))
     if not steps and not epochs:
         raise ValueError(f"{jsonl_path}: no records to plot (need kind 'step' with step and loss, "
                          f"or kind 'epoch' with epoch, top1 and top5)")
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    loss_ax, acc_ax = fig.subplots(1, 2)
+    fig, (loss_ax, acc_ax) = _loss_and_accuracy_axes("plot_metrics")
     loss_ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], linewidth=0.8)
     loss_ax.set(xlabel="step", ylabel="training loss", title="training loss")
     for key in ("top1", "top5"):
@@ -152,22 +171,14 @@ def plot_runs(runs, png_path, *, smooth=1, title=None):
         raise ValueError(f"runs must be a non-empty dict of label -> metrics.jsonl path, got {runs!r}")
     if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
         raise ValueError(f"smooth must be an int >= 1, got {smooth!r}")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("plot_runs needs matplotlib: pip install matplotlib") from None
     loaded = {}
     for label, path in runs.items():
-        records = read_metrics(path)
-        steps = [r for r in records if r.get("kind") == "step" and "step" in r and "loss" in r]
-        epochs = [r for r in records if r.get("kind") == "epoch" and "epoch" in r and "top1" in r]
+        steps, epochs = _plotted(read_metrics(path))
+        epochs = [r for r in epochs if "top1" in r]
         if not steps and not epochs:
             raise ValueError(f"run {label!r}: {path} has no step or epoch records to plot")
         loaded[label] = (steps, epochs)
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    loss_ax, acc_ax = fig.subplots(1, 2)
+    fig, (loss_ax, acc_ax) = _loss_and_accuracy_axes("plot_runs")
     for label, (steps, epochs) in loaded.items():
         color = None
         if steps:

@@ -23,9 +23,6 @@ import numpy as np
 
 __all__ = ["label_fit", "main"]
 
-_CLASSES = {"cifar10": 10, "cifar100": 100}
-
-
 def _predict(model, images, mean, std, batch_size=256):
     """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized as in training; int64 (N,)."""
     import torch
@@ -48,7 +45,7 @@ def label_fit(checkpoint, noisy, clean):
     """
     from gpumix.pipelines.cifar_files import load_cifar
     from gpumix.train.checkpoint import load_checkpoint
-    from gpumix.train.data import MEAN, STD
+    from gpumix.train.data import CIFAR_CLASSES, MEAN, STD
     from gpumix.train.models import build_model
 
     state = load_checkpoint(checkpoint)
@@ -56,16 +53,16 @@ def label_fit(checkpoint, noisy, clean):
         raise ValueError(f"checkpoint: {checkpoint} is not a gpumix-train checkpoint (no model and config)")
     cfg = state["config"]
     dataset = cfg.get("dataset")
-    if dataset not in _CLASSES:
+    if dataset not in CIFAR_CLASSES:
         raise ValueError(f"checkpoint: {checkpoint} trained on {dataset!r}; label_fit reads CIFAR-format data "
-                         f"({', '.join(_CLASSES)})")
+                         f"({', '.join(CIFAR_CLASSES)})")
     images, noisy_labels = load_cifar(noisy, dataset, "train")
     clean_images, true_labels = load_cifar(clean, dataset, "train")
     if images.shape != clean_images.shape or not np.array_equal(images, clean_images):
         raise ValueError(f"noisy: {noisy} and clean: {clean} do not hold the same training images in the same order")
     test_images, test_labels = load_cifar(clean, dataset, "test")
 
-    model = build_model(cfg["arch"], cfg.get("num_classes") or _CLASSES[dataset])
+    model = build_model(cfg["arch"], cfg.get("num_classes") or CIFAR_CLASSES[dataset])
     model.load_state_dict(state["model"])
     model.eval()
     mean, std = MEAN[dataset], STD[dataset]

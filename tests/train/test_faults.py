@@ -315,7 +315,7 @@ def _fill_disk(where, monkeypatch):
             f = open(path, *a, **k)
             return _FullDisk(f, 0) if os.path.basename(path) == "summary.json.tmp" else f
 
-        monkeypatch.setattr(loop, "open", summary_open, raising=False)
+        monkeypatch.setattr(metrics_module, "open", summary_open, raising=False)  # write_text_atomically's open
 
 
 @pytest.mark.parametrize("where, named, kept_step", [
