@@ -23,17 +23,18 @@ import numpy as np
 
 __all__ = ["label_fit", "main"]
 
+
 def _predict(model, images, mean, std, batch_size=256):
-    """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized as in training; int64 (N,)."""
+    """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized by ``gpumix.normalize`` as in training; int64 (N,)."""
     import torch
 
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    from gpumix.ops import normalize
+
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[start:start + batch_size]).permute(0, 3, 1, 2).float()
-            out.append(model((x - mean_t) / std_t).argmax(1))
+            x = normalize(torch.from_numpy(images[start:start + batch_size]), mean=mean, std=std)
+            out.append(model(x).argmax(1))
     return torch.cat(out).numpy()
 
 
