@@ -289,7 +289,7 @@ class MixupIterator:
 
     def _apply(self, images, labels):
         if self._mixup is None:
-            if self._num_classes is not None:  # labels are a fresh CPU copy here unless the pipeline put them on the GPU
+            if self._num_classes is not None:  # a fresh CPU copy unless the pipeline put labels on the GPU
                 _check_label_range(labels, self._num_classes)
             out = normalize(images, mean=self._mean, std=self._std, dtype=self._dtype,
                             channels_last=self._channels_last)

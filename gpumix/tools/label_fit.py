@@ -25,7 +25,7 @@ __all__ = ["label_fit", "main"]
 
 
 def _predict(model, images, mean, std, batch_size=256):
-    """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized by ``gpumix.normalize`` as in training; int64 (N,)."""
+    """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized by gpumix.normalize as in training; int64 (N,)."""
     import torch
 
     from gpumix.ops import normalize
