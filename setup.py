@@ -51,6 +51,7 @@ setup(
             "gpumix-make-dataset=gpumix.tools.make_dataset:main",
             "gpumix-scan=gpumix.tools.scan:main",
             "gpumix-label-fit=gpumix.tools.label_fit:main",
+            "gpumix-kernel-report=gpumix.tools.kernel_report:main",
         ],
     },
 )

@@ -1,7 +1,10 @@
 """``mix_normalize``: the fused mixup/CutMix + normalize + layout + cast operator."""
+import functools
 import importlib
 import math
 import numbers
+import os
+import sys
 
 import torch
 
@@ -9,10 +12,12 @@ from gpumix._alloc import empty_output
 from gpumix._checks import check_bool, check_float, check_int
 from gpumix.params import MixParams
 
-__all__ = ["mix_normalize", "normalize", "OUTPUT_DTYPES"]
+__all__ = ["mix_normalize", "normalize", "simulate_cuda", "OUTPUT_DTYPES", "SIMULATE_CUDA_VARIABLE"]
 
 OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _FLOAT32_MAX = torch.finfo(torch.float32).max
+# With this environment variable at 1, CPU tensors run the CUDA kernel under numba's simulator.
+SIMULATE_CUDA_VARIABLE = "GPUMIX_SIMULATE_CUDA"
 
 
 def _channel_floats(name, values, channels):
@@ -162,9 +167,8 @@ def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, retu
     device = batch.device
     params = params.to(device, non_blocking=True)
     labels = labels.to(device, torch.int64, non_blocking=True)
-    boxes = params.boxes if params.boxes is not None else torch.zeros((n, 4), dtype=torch.int32, device=device)
-    mean_t = torch.tensor(mean, dtype=torch.float32).to(device, non_blocking=True)
-    inv_std_t = torch.tensor([1.0 / s for s in std], dtype=torch.float32).to(device, non_blocking=True)
+    boxes = params.boxes if params.boxes is not None else _no_boxes(device, n)
+    inv_std = [1.0 / s for s in std]  # the kernels take the statistics as float32 scalars
 
     images = empty_output((n, channels, height, width), dtype, device, channels_last)
     clean = empty_output((n, channels, height, width), dtype, device, channels_last) if return_clean else None
@@ -174,14 +178,45 @@ def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, retu
     def raw(t):
         return t if t is None or dtype == torch.float32 else t.view(torch.int16)
 
-    # Imported here, not at module level: importing gpumix must not load numba.
+    # Imported here, not at module level: importing gpumix must not load numba. The kernel module
+    # comes first: GPUMIX_SIMULATE_CUDA must switch on the simulator before numba is imported.
+    kernel = _kernel(batch)
     from gpumix.kernels import arith
     encoding = {torch.float32: arith.ENC_F32, torch.float16: arith.ENC_F16, torch.bfloat16: arith.ENC_BF16}
-    _kernel(batch).launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean_t, inv_std_t, eps,
-                  encoding[dtype], raw(images), targets, raw(clean))
+    kernel.launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean, inv_std, eps,
+                          encoding[dtype], raw(images), targets, raw(clean))
     return (images, targets, clean) if return_clean else (images, targets)
 
 
+@functools.lru_cache(maxsize=32)
+def _no_boxes(device, n):
+    # All-empty boxes (plain mixup), made once per device and batch size: the kernels only read them.
+    return torch.zeros((n, 4), dtype=torch.int32, device=device)
+
+
 def _kernel(batch):
-    """The module that runs ``batch``: the CUDA kernel for CUDA tensors, the CPU twin otherwise."""
-    return importlib.import_module("gpumix.kernels." + ("mix_normalize_cuda" if batch.is_cuda else "mix_normalize_cpu"))
+    """The module that runs ``batch``: the CUDA kernel for CUDA tensors (or, with ``GPUMIX_SIMULATE_CUDA=1``,
+    for CPU tensors under numba's simulator), the CPU twin otherwise."""
+    cuda = batch.is_cuda or simulate_cuda()
+    return importlib.import_module("gpumix.kernels." + ("mix_normalize_cuda" if cuda else "mix_normalize_cpu"))
+
+
+def simulate_cuda():
+    """Whether ``GPUMIX_SIMULATE_CUDA=1`` asks CPU tensors to run the CUDA kernel under numba's simulator.
+
+    The switch must be set before numba is imported (gpumix imports it on the
+    first operator call): it turns on ``NUMBA_ENABLE_CUDASIM``. A RuntimeError
+    says so if numba was already imported without the simulator.
+    """
+    if os.environ.get(SIMULATE_CUDA_VARIABLE, "0") in ("", "0"):
+        return False
+    if os.environ[SIMULATE_CUDA_VARIABLE] != "1":
+        raise ValueError(f"{SIMULATE_CUDA_VARIABLE} must be 0 or 1, got {os.environ[SIMULATE_CUDA_VARIABLE]!r}")
+    if "numba" not in sys.modules:
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    from numba import config
+    if not config.ENABLE_CUDASIM:
+        raise RuntimeError(f"{SIMULATE_CUDA_VARIABLE}=1 needs numba's simulator, but numba was imported before "
+                           "it could be switched on: set NUMBA_ENABLE_CUDASIM=1 too, or set "
+                           f"{SIMULATE_CUDA_VARIABLE} before anything imports numba")
+    return True

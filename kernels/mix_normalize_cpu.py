@@ -71,7 +71,7 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     """Run the CPU twin on CPU torch tensors; same contract as ``mix_normalize_cuda.launch``.
 
     batch (B,H,W,C) uint8 contiguous; labels (B,) int64; lam (B,) float32;
-    index (B,) int64; boxes (B,4) int32; mean and inv_std (C,) float32.
+    index (B,) int64; boxes (B,4) int32; mean and inv_std C floats (a sequence or a CPU tensor).
     ``out``/``clean`` have logical shape (B,C,H,W), contiguous NCHW or
     channels_last, float32 or an int16 view for fp16/bf16; targets (B,K)
     float32. Writes only the outputs.
@@ -83,6 +83,7 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     def kernel_layout(t):
         return (t.permute(0, 2, 3, 1) if nhwc else t).numpy()
 
-    arrays = [t.numpy() for t in (batch, labels, lam, index, boxes, mean, inv_std)]
+    arrays = [t.numpy() for t in (batch, labels, lam, index, boxes)]
+    arrays += [np.asarray(mean, dtype=np.float32), np.asarray(inv_std, dtype=np.float32)]
     outputs = [kernel_layout(out), targets.numpy(), kernel_layout(clean if with_clean else out)]
     mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc)

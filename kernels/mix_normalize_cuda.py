@@ -1,12 +1,35 @@
-"""The fused mixup/CutMix + normalize + layout + cast CUDA kernel and its launch wrapper.
+"""The fused mixup/CutMix + normalize + layout + cast CUDA kernels and their launch wrapper.
 
-One thread per pixel ``(b, h, w)``: it reads the ``C`` bytes of ``x_i`` and of
-the partner ``x_j`` once and writes the ``C`` output values (and the clean
-values when asked), so every input and output byte crosses memory once. A
-warp spans 32 consecutive ``w``, so stores are coalesced in both NCHW and
-channels_last layouts. The first block of each sample also writes its soft
-target row.
+One kernel is compiled per ``Variant``: output dtype x layout x clean x
+channels (1 or 3), plus the load path and the conversion path. Each is
+straight-line code for its case, with no runtime dtype or layout branch.
+
+Work split: the grid's y dimension walks the samples and its x dimension
+the pixels of one image, in groups of ``PIXELS`` = 4 consecutive pixels of
+one row per thread and iteration. Per sample, a thread loads the partner
+index, ``lam`` and the box once, then loops over its groups:
+
+- **word path** (``Variant.wide``, when ``W % 4 == 0`` and the batch is
+  4-byte aligned): a group is 4*C bytes, read as C 32-bit words from each
+  image; outputs go out as one 16-byte (fp32) or 8-byte (fp16/bf16) vector
+  store per plane (NCHW) or 4*C consecutive values (channels_last).
+- **byte path** (any width and alignment): the same groups read byte by byte
+  and stored element by element, with the row's last group cut at ``W``.
+
+With a CutMix box a group reads only the images its pixels need: ``x_j``
+where some pixel is inside the box, ``x_i`` where some is outside (and always
+for the clean output). An unread image counts as 0 with weight 0, which gives
+exactly the same value as reading it. Index arithmetic is 32-bit (64-bit in
+the ``index64`` variants, chosen when an offset would not fit). fp16/bf16
+rounding uses ``cvt.rn`` on sm_80 and newer (``gpumix.kernels.ptx``), and
+``gpumix.kernels.arith``'s software rounding elsewhere and in the simulator:
+the same bits. The per-element arithmetic (blend, normalization, soft target)
+is ``gpumix.kernels.arith``, shared with the CPU twin.
+
+Blocks with ``blockIdx.x == 0`` also write their sample's soft-target row.
 """
+import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -14,61 +37,384 @@ import torch
 from numba import config as numba_config
 from numba import cuda
 
-from gpumix.kernels import arith
+from gpumix.kernels import arith, ptx
 
-__all__ = ["mix_normalize_kernel", "launch"]
+__all__ = ["Variant", "DTYPES", "PIXELS", "BLOCK", "kernel", "variants", "select", "signature", "grid", "launch"]
 
-# 32 threads along W make each warp's stores one contiguous run; 8 rows give
-# 256 threads per block, enough to hide latency on every GPU since Volta.
-BLOCK = (32, 8, 1)
-# CUDA caps gridDim.z at 65535; larger batches are walked by a grid-stride loop.
-MAX_GRID_Z = 65535
+DTYPES = {"float32": arith.ENC_F32, "float16": arith.ENC_F16, "bfloat16": arith.ENC_BF16}
+# Pixels per thread and iteration: 4 bytes per channel, so one 32-bit load per channel and image.
+PIXELS = 4
+# 256 threads: 8 warps per block, enough to hide latency on every GPU since Volta.
+BLOCK = 256
+# Iterations each thread aims for, so the per-sample setup (partner, lam, box) is paid once per 4 groups.
+GROUPS_PER_THREAD = 4
+# Under numba's simulator every thread is a Python thread: small blocks keep the tests fast, and make
+# each thread take several grid-stride steps, so the tests walk the stepping code too.
+SIMULATOR_BLOCK = 32
+# CUDA caps gridDim.y at 65535; larger batches are walked by a grid-stride loop.
+MAX_GRID_Y = 65535
+_INT32_MAX = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One compiled specialization of the kernel.
+
+    dtype: 'float32', 'float16' or 'bfloat16'; channels_last: NHWC output
+    memory (for 1 channel the same memory as NCHW); clean: also write the
+    unmixed batch; channels: 1 or 3; wide: the 32-bit word path (else bytes);
+    hardware_cvt: ``cvt.rn`` for fp16/bf16 (sm_80+), else software rounding;
+    index64: 64-bit offsets for outputs of 2**31 elements or more.
+    """
+
+    dtype: str = "float32"
+    channels_last: bool = False
+    clean: bool = False
+    channels: int = 3
+    wide: bool = True
+    hardware_cvt: bool = True
+    index64: bool = False
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
+
+    @property
+    def name(self):
+        short = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[self.dtype]
+        layout = "nhwc" if self.channels_last else "nchw"
+        parts = [short, layout, f"c{self.channels}"]
+        parts += ["clean"] if self.clean else []
+        parts += [] if self.wide else ["bytes"]
+        parts += [] if self.hardware_cvt or self.dtype == "float32" else ["swcvt"]
+        parts += ["i64"] if self.index64 else []
+        return "_".join(parts)
+
+
+def variants(wide=True):
+    """Every dtype x layout x clean x channels variant (24), word or byte path."""
+    return [Variant(dtype, layout, clean, channels, wide)
+            for channels in (3, 1) for dtype in DTYPES for layout in (False, True) for clean in (False, True)]
 
 
 @cuda.jit(device=True)
-def _store(arr, b, c, h, w, v, enc, nhwc):
-    # A device function, not an arith helper: numba's simulator passes only
-    # scalars, not its arrays, to njit functions.
-    if enc == arith.ENC_F32:
-        if nhwc:
-            arr[b, h, w, c] = v
-        else:
-            arr[b, c, h, w] = v
-        return
-    bits = arith.f32_to_f16_bits(v) if enc == arith.ENC_F16 else arith.f32_to_bf16_bits(v)
-    if nhwc:
-        arr[b, h, w, c] = bits
-    else:
-        arr[b, c, h, w] = bits
+def _byte(word, shift):
+    # Byte (word >> shift) & 0xFF as an exact float32, without a slow integer conversion:
+    # placed in the mantissa of 2**23 (bits 0x4B000000), then 2**23 subtracted.
+    bits = np.uint32(np.uint32(0x4B000000) | np.uint32(np.uint32(word >> shift) & np.uint32(0xFF)))
+    return bits.view(np.float32) - np.float32(8388608.0)
 
 
-@cuda.jit(cache=True)
-def mix_normalize_kernel(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                         out, targets, clean, with_clean, nhwc):
-    """batch (B,H,W,C) uint8; out/clean contiguous (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32."""
-    w = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    h = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
-    n_batch, height, width, channels = batch.shape
+@cuda.jit(device=True)
+def _bytes1(src, word, need):
+    # 4 pixels of 1 channel: one 32-bit word; an unread word counts as 0.
+    a = src[word] if need else np.uint32(0)
+    return (_byte(a, 0), _byte(a, 8), _byte(a, 16), _byte(a, 24))
+
+
+@cuda.jit(device=True)
+def _bytes3(src, word, need):
+    # 4 pixels of 3 channels: 12 bytes in three 32-bit words, pixel-major (r g b r | g b r g | b r g b).
+    a0 = src[word] if need else np.uint32(0)
+    a1 = src[word + 1] if need else np.uint32(0)
+    a2 = src[word + 2] if need else np.uint32(0)
+    return (_byte(a0, 0), _byte(a0, 8), _byte(a0, 16), _byte(a0, 24),
+            _byte(a1, 0), _byte(a1, 8), _byte(a1, 16), _byte(a1, 24),
+            _byte(a2, 0), _byte(a2, 8), _byte(a2, 16), _byte(a2, 24))
+
+
+@cuda.jit(device=True)
+def _write_targets(targets, labels, b, j, lam_b, eps, first, step):
     num_classes = targets.shape[1]
-    first_block = cuda.blockIdx.x == 0 and cuda.blockIdx.y == 0
-    tid = cuda.threadIdx.y * cuda.blockDim.x + cuda.threadIdx.x
-    n_threads = cuda.blockDim.x * cuda.blockDim.y
-    for b in range(cuda.blockIdx.z, n_batch, cuda.gridDim.z):
-        j = index[b]
-        if first_block:
-            yi = labels[b]
-            yj = labels[j]
-            for k in range(tid, num_classes, n_threads):
-                targets[b, k] = arith.soft_target(k, yi, yj, lam[b], eps, num_classes)
-        if h < height and w < width:
-            xs, xe, w_in, w_out = arith.row_weights(lam[b], boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], h)
-            weight = w_in if xs <= w and w < xe else w_out
-            for c in range(channels):
-                xi = batch[b, h, w, c]
-                v = arith.mix_value(xi, batch[j, h, w, c], weight, mean[c], inv_std[c])
-                _store(out, b, c, h, w, v, enc, nhwc)
-                if with_clean:
-                    _store(clean, b, c, h, w, arith.normalize_value(xi, mean[c], inv_std[c]), enc, nhwc)
+    yi = labels[b]
+    yj = labels[j]
+    k = first
+    while k < num_classes:  # a while loop: range() with a step would divide to count its trips
+        targets[b, k] = arith.soft_target(k, yi, yj, lam_b, eps, num_classes)
+        k += step
+
+
+@functools.lru_cache(maxsize=None)
+def kernel(variant):
+    """The compiled-on-first-launch CUDA kernel of ``variant`` (a ``Variant``), cached per process."""
+    if not isinstance(variant, Variant):
+        raise TypeError(f"variant must be a Variant, got {type(variant).__name__}")
+    return (_word_kernel if variant.wide else _byte_kernel)(variant)
+
+
+def _word_kernel(v):
+    enc = DTYPES[v.dtype]
+    C = v.channels
+    nhwc = v.channels_last and C > 1
+    clean = v.clean
+    I = np.int64 if v.index64 else np.int32  # noqa: E741 -- the offset type
+    f32 = np.float32
+    load = _bytes3 if C == 3 else _bytes1
+    if enc == arith.ENC_F16:
+        pack = ptx.cvt_f16x2 if v.hardware_cvt else ptx.sw_pack_f16x2
+    else:
+        pack = ptx.cvt_bf16x2 if v.hardware_cvt else ptx.sw_pack_bf16x2
+
+    # Each case below is chosen here, in Python, so every compiled kernel holds only its own code.
+    if enc == arith.ENC_F32:
+        @cuda.jit(device=True)
+        def store4(dst, e, a, b, c, d):
+            # 4 consecutive output values from element e (a multiple of 4): one 16-byte store.
+            ptx.store_f32x4(dst, e, a, b, c, d)
+    else:
+        @cuda.jit(device=True)
+        def store4(dst, e, a, b, c, d):
+            # 4 consecutive 16-bit values from element e: two packed words, one 8-byte store.
+            ptx.store_u32x2(dst, I(e >> I(1)), pack(b, a), pack(d, c))
+
+    if C == 1:
+        @cuda.jit(device=True)
+        def write(dst, b, p, hw, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11):
+            store4(dst, I(b * hw + p), v0, v1, v2, v3)
+    elif nhwc:
+        @cuda.jit(device=True)
+        def write(dst, b, p, hw, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11):
+            # pixel-major values: 12 consecutive outputs
+            e = I((b * hw + p) * I(3))
+            store4(dst, e, v0, v1, v2, v3)
+            store4(dst, I(e + I(4)), v4, v5, v6, v7)
+            store4(dst, I(e + I(8)), v8, v9, v10, v11)
+    else:
+        @cuda.jit(device=True)
+        def write(dst, b, p, hw, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11):
+            # 4 values into each of the 3 planes
+            e = I(b * I(3) * hw + p)
+            store4(dst, e, v0, v3, v6, v9)
+            store4(dst, I(e + hw), v1, v4, v7, v10)
+            store4(dst, I(e + hw + hw), v2, v5, v8, v11)
+
+    @cuda.jit(device=True)
+    def mix4(bi, bj, k, w0, w1, w2, w3, mean, inv):
+        # Channel values k, k+C, k+2C, k+3C (one channel of the 4 pixels).
+        return (arith.mix_value(bi[k], bj[k], w0, mean, inv),
+                arith.mix_value(bi[k + C], bj[k + C], w1, mean, inv),
+                arith.mix_value(bi[k + 2 * C], bj[k + 2 * C], w2, mean, inv),
+                arith.mix_value(bi[k + 3 * C], bj[k + 3 * C], w3, mean, inv))
+
+    @cuda.jit(device=True)
+    def norm4(bi, k, mean, inv):
+        return (arith.normalize_value(bi[k], mean, inv), arith.normalize_value(bi[k + C], mean, inv),
+                arith.normalize_value(bi[k + 2 * C], mean, inv), arith.normalize_value(bi[k + 3 * C], mean, inv))
+
+    if C == 1:
+        @cuda.jit(device=True)
+        def emit(dst, b, p, hw, r, g, bl):
+            zero = f32(0)
+            write(dst, b, p, hw, r[0], r[1], r[2], r[3], zero, zero, zero, zero, zero, zero, zero, zero)
+
+        @cuda.jit(device=True)
+        def values(xi, xj, wt0, wt1, wt2, wt3, m0, m1, m2, s0, s1, s2):
+            r = mix4(xi, xj, 0, wt0, wt1, wt2, wt3, m0, s0)
+            return r, r, r
+
+        @cuda.jit(device=True)
+        def clean_values(xi, m0, m1, m2, s0, s1, s2):
+            r = norm4(xi, 0, m0, s0)
+            return r, r, r
+    else:
+        @cuda.jit(device=True)
+        def emit(dst, b, p, hw, r, g, bl):
+            # per channel, the 4 pixels' values; reordered pixel-major for write()
+            write(dst, b, p, hw, r[0], g[0], bl[0], r[1], g[1], bl[1], r[2], g[2], bl[2], r[3], g[3], bl[3])
+
+        @cuda.jit(device=True)
+        def values(xi, xj, wt0, wt1, wt2, wt3, m0, m1, m2, s0, s1, s2):
+            return (mix4(xi, xj, 0, wt0, wt1, wt2, wt3, m0, s0), mix4(xi, xj, 1, wt0, wt1, wt2, wt3, m1, s1),
+                    mix4(xi, xj, 2, wt0, wt1, wt2, wt3, m2, s2))
+
+        @cuda.jit(device=True)
+        def clean_values(xi, m0, m1, m2, s0, s1, s2):
+            return norm4(xi, 0, m0, s0), norm4(xi, 1, m1, s1), norm4(xi, 2, m2, s2)
+
+    @cuda.jit
+    def mix_normalize_word(src, labels, lam, index, boxes, out, cln, targets, m0, m1, m2, s0, s1, s2, eps,
+                           height, width, step_h, step_w):
+        """src: the (B,H,W,C) uint8 batch as uint32 words; out/cln: flat float32, or uint32 pairs of fp16/bf16."""
+        hw = I(I(height) * I(width))
+        groups = I(hw >> I(2))
+        first = I(I(cuda.blockIdx.x) * I(cuda.blockDim.x) + I(cuda.threadIdx.x))
+        stride = I(I(cuda.gridDim.x) * I(cuda.blockDim.x))
+        p_first = I(first * I(PIXELS))
+        h_first = np.int32(p_first // I(width))
+        w_first = np.int32(p_first - I(h_first) * I(width))
+        for b in range(cuda.blockIdx.y, labels.shape[0], cuda.gridDim.y):
+            j = index[b]
+            lam_b = lam[b]
+            y0, x0, y1, x1 = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
+            has_box = y0 < y1 and x0 < x1
+            w_out = f32(1.0) if has_box else lam_b
+            if cuda.blockIdx.x == 0:
+                _write_targets(targets, labels, b, j, lam_b, eps, cuda.threadIdx.x, cuda.blockDim.x)
+            bi = I(b)
+            bj = I(j)
+            g = first
+            h = h_first
+            w = w_first
+            while g < groups:
+                # weights of the 4 pixels: 0 inside the box (partner's pixel), else 1 (CutMix) or lam
+                row_in = has_box and y0 <= h and h < y1
+                in0 = row_in and x0 <= w and w < x1
+                in1 = row_in and x0 <= w + 1 and w + 1 < x1
+                in2 = row_in and x0 <= w + 2 and w + 2 < x1
+                in3 = row_in and x0 <= w + 3 and w + 3 < x1
+                wt0 = f32(0.0) if in0 else w_out
+                wt1 = f32(0.0) if in1 else w_out
+                wt2 = f32(0.0) if in2 else w_out
+                wt3 = f32(0.0) if in3 else w_out
+                need_j = in0 or in1 or in2 or in3 or not has_box
+                need_i = clean or not (in0 and in1 and in2 and in3)
+                p = I(g * I(PIXELS))
+                xi = load(src, I(I(I(bi * hw + p) >> I(2)) * I(C)), need_i)
+                xj = load(src, I(I(I(bj * hw + p) >> I(2)) * I(C)), need_j)
+                r, gr, bl = values(xi, xj, wt0, wt1, wt2, wt3, m0, m1, m2, s0, s1, s2)
+                emit(out, bi, p, hw, r, gr, bl)
+                if clean:
+                    r, gr, bl = clean_values(xi, m0, m1, m2, s0, s1, s2)
+                    emit(cln, bi, p, hw, r, gr, bl)
+                g = I(g + stride)
+                h = np.int32(h + step_h)
+                w = np.int32(w + step_w)
+                if w >= width:
+                    w = np.int32(w - width)
+                    h = np.int32(h + 1)
+
+    return mix_normalize_word
+
+
+def _byte_kernel(v):
+    enc = DTYPES[v.dtype]
+    C = v.channels
+    nhwc = v.channels_last and C > 1
+    clean = v.clean
+    I = np.int64 if v.index64 else np.int32  # noqa: E741 -- the offset type
+    f32 = np.float32
+    if enc == arith.ENC_F16:
+        convert = ptx.cvt_f16 if v.hardware_cvt else _sw_f16
+    else:
+        convert = ptx.cvt_bf16 if v.hardware_cvt else _sw_bf16
+
+    @cuda.jit(device=True)
+    def put(dst, b, c, p, hw, value):
+        e = I(I(b * hw + p) * I(C) + I(c)) if nhwc else I(I(b * I(C) + I(c)) * hw + p)
+        if enc == arith.ENC_F32:
+            dst[e] = value
+        else:
+            dst[e] = convert(value)
+
+    @cuda.jit(device=True)
+    def pixel(src, out, cln, bi, bj, hw, p, weight, c, mean, inv):
+        need_i = clean or weight != f32(0.0)
+        need_j = weight != f32(1.0)
+        xi = src[I(I(bi * hw + p) * I(C) + I(c))] if need_i else np.uint8(0)
+        xj = src[I(I(bj * hw + p) * I(C) + I(c))] if need_j else np.uint8(0)
+        put(out, bi, c, p, hw, arith.mix_value(xi, xj, weight, mean, inv))
+        if clean:
+            put(cln, bi, c, p, hw, arith.normalize_value(xi, mean, inv))
+
+    @cuda.jit
+    def mix_normalize_bytes(src, labels, lam, index, boxes, out, cln, targets, m0, m1, m2, s0, s1, s2, eps,
+                            height, width, step_h, step_w):
+        """src: the flat (B,H,W,C) uint8 batch; out/cln: flat float32, or uint16 bits of fp16/bf16."""
+        hw = I(I(height) * I(width))
+        row_groups = np.int32(np.int32(width + np.int32(PIXELS - 1)) >> np.int32(2))
+        groups = I(I(height) * I(row_groups))
+        first = I(I(cuda.blockIdx.x) * I(cuda.blockDim.x) + I(cuda.threadIdx.x))
+        stride = I(I(cuda.gridDim.x) * I(cuda.blockDim.x))
+        h_first = np.int32(first // I(row_groups))
+        q_first = np.int32(first - I(h_first) * I(row_groups))
+        for b in range(cuda.blockIdx.y, labels.shape[0], cuda.gridDim.y):
+            j = index[b]
+            lam_b = lam[b]
+            y0, x0, y1, x1 = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
+            has_box = y0 < y1 and x0 < x1
+            w_out = f32(1.0) if has_box else lam_b
+            if cuda.blockIdx.x == 0:
+                _write_targets(targets, labels, b, j, lam_b, eps, cuda.threadIdx.x, cuda.blockDim.x)
+            bi = I(b)
+            bj = I(j)
+            g = first
+            h = h_first
+            q = q_first
+            while g < groups:
+                row_in = has_box and y0 <= h and h < y1
+                for k in range(PIXELS):
+                    w = np.int32(q * np.int32(PIXELS) + np.int32(k))
+                    if w < width:
+                        weight = f32(0.0) if row_in and x0 <= w and w < x1 else w_out
+                        p = I(I(h) * I(width) + I(w))
+                        pixel(src, out, cln, bi, bj, hw, p, weight, 0, m0, s0)
+                        if C == 3:
+                            pixel(src, out, cln, bi, bj, hw, p, weight, 1, m1, s1)
+                            pixel(src, out, cln, bi, bj, hw, p, weight, 2, m2, s2)
+                g = I(g + stride)
+                h = np.int32(h + step_h)
+                q = np.int32(q + step_w)
+                if q >= row_groups:
+                    q = np.int32(q - row_groups)
+                    h = np.int32(h + 1)
+
+    return mix_normalize_bytes
+
+
+@cuda.jit(device=True)
+def _sw_f16(value):
+    return np.uint16(arith.f32_to_f16_bits(value) & 0xFFFF)
+
+
+@cuda.jit(device=True)
+def _sw_bf16(value):
+    return np.uint16(arith.f32_to_bf16_bits(value) & 0xFFFF)
+
+
+def signature(variant):
+    """The numba signature string of ``variant``'s kernel (for ``numba.cuda.compile_ptx`` without a GPU)."""
+    # sizes are passed as int32; the index64 variants widen their offsets inside the kernel
+    if variant.wide:
+        src = "uint32[::1]"
+        out = "float32[::1]" if variant.dtype == "float32" else "uint32[::1]"
+    else:
+        src = "uint8[::1]"
+        out = "float32[::1]" if variant.dtype == "float32" else "uint16[::1]"
+    return (f"void({src}, int64[::1], float32[::1], int64[::1], int32[:, ::1], {out}, {out}, float32[:, ::1], "
+            "float32, float32, float32, float32, float32, float32, float32, int32, int32, int32, int32)")
+
+
+def grid(variant, n_batch, height, width, block=BLOCK):
+    """((blocks_x, blocks_y), (step_h, step_w)): the launch grid and a thread's advance per iteration.
+
+    A thread advances ``blocks_x * block`` groups per iteration: ``step_h``
+    rows and ``step_w`` columns (pixels on the word path, groups of 4 on the
+    byte path), carried into the next row in the kernel.
+    """
+    row_groups = width // PIXELS if variant.wide else -(-width // PIXELS)
+    groups = height * row_groups
+    blocks_x = max(1, math.ceil(groups / (block * GROUPS_PER_THREAD)))
+    stride = blocks_x * block
+    step_h, step_g = divmod(stride, row_groups)
+    # the word path tracks the pixel column, the byte path the group column
+    step_w = step_g * PIXELS if variant.wide else step_g
+    return (blocks_x, min(n_batch, MAX_GRID_Y)), (step_h, step_w)
+
+
+def select(batch, out, dtype, channels_last, clean, device_capability=None):
+    """The ``Variant`` that runs ``batch`` into ``out``: the word path when the width and alignment allow it.
+
+    ``device_capability`` (major, minor) chooses hardware fp16/bf16 rounding
+    from sm_80 on; None (the simulator) means software rounding.
+    """
+    n_batch, height, width, channels = batch.shape
+    wide = width % PIXELS == 0 and batch.data_ptr() % 4 == 0 and out.data_ptr() % 16 == 0
+    hardware = device_capability is not None and tuple(device_capability) >= (8, 0)
+    largest = n_batch * height * width * channels
+    return Variant(dtype=dtype, channels_last=channels_last, clean=clean, channels=channels,
+                   wide=wide, hardware_cvt=hardware, index64=largest > _INT32_MAX)
 
 
 def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None):
@@ -78,35 +424,52 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     accepted only under ``NUMBA_ENABLE_CUDASIM=1``, for tests):
     batch (B,H,W,C) uint8 contiguous; labels (B,) int64; lam (B,) float32;
     index (B,) int64; boxes (B,4) int32 half-open (y0,x0,y1,x1); mean and
-    inv_std (C,) float32; eps float; enc one of ``arith.ENC_*``.
-    ``out`` and ``clean`` have logical shape (B,C,H,W), contiguous NCHW or
-    channels_last, float32 for ``ENC_F32`` or an int16 view for fp16/bf16;
-    targets (B,K) float32.
+    inv_std C floats (a sequence or a CPU tensor), passed as float32 kernel
+    arguments; eps float; enc one of
+    ``arith.ENC_*``. ``out`` and ``clean`` have logical shape (B,C,H,W),
+    contiguous NCHW or channels_last, float32 for ``ENC_F32`` or an int16
+    view for fp16/bf16; targets (B,K) float32.
     Writes ``out``, ``targets`` and ``clean``; reads everything else.
     """
-    n_batch, height, width, _ = batch.shape
-    grid = (math.ceil(width / BLOCK[0]), math.ceil(height / BLOCK[1]), min(n_batch, MAX_GRID_Z))
+    n_batch, height, width, channels = batch.shape
     with_clean = clean is not None
     # The kernel gets every output as a contiguous array: channels_last ones as their NHWC permutation.
-    nhwc = out.shape[1] > 1 and out.stride(1) == 1
-    eps = np.float32(eps)  # keep the target arithmetic in float32, as on the CPU
-    tensors = (batch, labels, lam, index, boxes, mean, inv_std)
-    def kernel_layout(t):
-        return t.permute(0, 2, 3, 1) if nhwc else t
+    nhwc = channels > 1 and out.stride(1) == 1
+    dtype = {v: k for k, v in DTYPES.items()}[enc]
+    capability = torch.cuda.get_device_capability(batch.device) if batch.is_cuda else None
+    variant = select(batch, out, dtype, nhwc, with_clean, capability)  # 1 channel: NCHW is NHWC
+    block = BLOCK if batch.is_cuda else SIMULATOR_BLOCK
+    (blocks_x, blocks_y), (step_h, step_w) = grid(variant, n_batch, height, width, block)
+    stats = [float(x) for x in mean] + [0.0] * (3 - channels)
+    stats += [float(x) for x in inv_std] + [0.0] * (3 - channels)
+    scalars = [np.float32(x) for x in stats] + [np.float32(eps)]
+    sizes = [np.int32(height), np.int32(width), np.int32(step_h), np.int32(step_w)]
+
+    def flat(t):
+        return (t.permute(0, 2, 3, 1) if nhwc else t).reshape(-1)
 
     # Without clean, an empty array of out's type: passing out twice would let
     # the simulator copy the unwritten second copy back over the first.
-    outputs = (kernel_layout(out), targets, kernel_layout(clean) if with_clean else out.new_empty((0, 0, 0, 0)))
+    outputs = (flat(out), flat(clean) if with_clean else out.new_empty(0))
+    word = {"float32": np.float32, "float16": np.uint32, "bfloat16": np.uint32}[dtype]
+    element = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16}[dtype]
+    src_type = np.uint32 if variant.wide else np.uint8
+    out_type = word if variant.wide else element
+    run = kernel(variant)
+    config = (blocks_x, blocks_y), block
     if batch.is_cuda:
         with cuda.gpus[batch.device.index]:
             stream = cuda.external_stream(torch.cuda.current_stream(batch.device).cuda_stream)
             # sync=False: we launch on the very stream torch queued these tensors on.
-            a = [cuda.as_cuda_array(t, sync=False) for t in tensors]
-            o = [cuda.as_cuda_array(t, sync=False) for t in outputs]
-            mix_normalize_kernel[grid, BLOCK, stream](*a, eps, enc, *o, with_clean, nhwc)
+            src = cuda.as_cuda_array(batch.reshape(-1), sync=False).view(src_type)
+            o = [cuda.as_cuda_array(t, sync=False).view(out_type) for t in outputs]
+            a = [cuda.as_cuda_array(t, sync=False) for t in (labels, lam, index, boxes)]
+            run[config[0], config[1], stream](src, *a, *o, cuda.as_cuda_array(targets, sync=False), *scalars,
+                                              *sizes)
         return
     if not numba_config.ENABLE_CUDASIM:
         raise RuntimeError("the CUDA kernel needs CUDA tensors (or NUMBA_ENABLE_CUDASIM=1 for tests)")
-    a = [t.numpy() for t in tensors]
-    o = [t.numpy() for t in outputs]
-    mix_normalize_kernel[grid, BLOCK](*a, eps, enc, *o, with_clean, nhwc)
+    src = batch.reshape(-1).numpy().view(src_type)
+    o = [t.numpy().view(out_type) for t in outputs]
+    a = [t.numpy() for t in (labels, lam, index, boxes)]
+    run[config[0], config[1]](src, *a, *o, targets.numpy(), *scalars, *sizes)

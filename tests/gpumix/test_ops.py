@@ -126,3 +126,48 @@ def test_params_on_another_device_are_refused():
 def test_labels_on_another_device_are_refused():
     with pytest.raises(ValueError, match=r"labels are on meta but batch is on cpu"):
         _call(labels=torch.tensor([0, 1], device="meta"))
+
+
+_SIMULATE_SCRIPT = """
+import sys, torch, gpumix
+from gpumix import Mixup
+from gpumix.kernels.reference import mix_normalize_reference
+g = torch.Generator().manual_seed(0)
+batch = torch.randint(0, 256, (3, 4, 8, 3), dtype=torch.uint8, generator=g)
+labels = torch.tensor([0, 1, 2])
+params = Mixup(num_classes=3, alpha=1.0, cutmix_alpha=1.0, mode="elem", seed=1).sample(3, (4, 8), epoch=0, step=0)
+images, targets = gpumix.mix_normalize(batch, labels, params, mean=[100.0] * 3, std=[50.0] * 3, num_classes=3)
+ref, ref_targets, _ = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes,
+                                              [100.0] * 3, [50.0] * 3, 3)
+torch.testing.assert_close(images.double(), ref, rtol=1e-6, atol=1e-6)
+plain = gpumix.normalize(batch, mean=[100.0] * 3, std=[50.0] * 3)
+torch.testing.assert_close(plain.double(), (batch.permute(0, 3, 1, 2).double() - 100) / 50, rtol=1e-6, atol=1e-6)
+from numba import config
+print(config.ENABLE_CUDASIM, "gpumix.kernels.mix_normalize_cuda" in sys.modules,
+      "gpumix.kernels.mix_normalize_cpu" in sys.modules)
+"""
+
+
+def _run_python(script, tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+    environ = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "GPUMIX_SIMULATE_CUDA")}
+    return subprocess.run([sys.executable, "-c", script], env={**environ, **env}, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_simulate_cuda_switch_runs_the_cuda_kernel_on_cpu_tensors(tmp_path):
+    run = _run_python(_SIMULATE_SCRIPT, tmp_path, GPUMIX_SIMULATE_CUDA="1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["1", "True", "False"]  # simulator on, CUDA kernel used, CPU twin never loaded
+    run = _run_python(_SIMULATE_SCRIPT, tmp_path, GPUMIX_SIMULATE_CUDA="0")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["0", "False", "True"]
+
+
+def test_simulate_cuda_switch_refuses_bad_values_and_a_late_switch(tmp_path):
+    run = _run_python(_SIMULATE_SCRIPT, tmp_path, GPUMIX_SIMULATE_CUDA="yes")
+    assert "GPUMIX_SIMULATE_CUDA must be 0 or 1, got 'yes'" in run.stderr
+    run = _run_python("import numba\n" + _SIMULATE_SCRIPT, tmp_path, GPUMIX_SIMULATE_CUDA="1")
+    assert "numba was imported before it could be switched on" in run.stderr

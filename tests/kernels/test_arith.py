@@ -14,23 +14,9 @@ def _encode_all(values, enc):
     return out
 
 
-def _interesting_floats(seed):
-    rng = np.random.default_rng(seed)
-    bits = rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32)
-    # every fp16 value and the midpoints between neighbours (the ties), both signs
-    halves = np.arange(0, 0x7C01, dtype=np.uint16).view(np.float16).astype(np.float32)
-    mids = ((halves[:-1].astype(np.float64) + halves[1:]) / 2).astype(np.float32)
-    specials = np.array([0.0, -0.0, np.inf, -np.inf, 65504, 65519.996, 65520, 2**-24, 2**-25, 2**-25 * 1.0001,
-                         2**-14, 3.4e38, 1e-45], dtype=np.float32)
-    values = np.concatenate([bits.view(np.float32), halves, mids, np.nextafter(mids, np.float32(np.inf)),
-                             np.nextafter(mids, np.float32(-np.inf)), specials])
-    values = np.concatenate([values, -values])
-    return values[~np.isnan(values)]
-
-
 @pytest.mark.parametrize("enc, dtype", [(arith.ENC_F16, torch.float16), (arith.ENC_BF16, torch.bfloat16)])
-def test_half_rounding_is_bit_exact_with_torch(enc, dtype):
-    values = _interesting_floats(seed=enc)
+def test_half_rounding_is_bit_exact_with_torch(interesting_floats, enc, dtype):
+    values = interesting_floats(seed=enc)
     got = _encode_all(values, enc)
     want = torch.from_numpy(values).to(dtype).view(torch.int16).numpy()
     bad = np.flatnonzero(got != want)
