@@ -22,8 +22,8 @@ setup(
         "torch>=2.3,<3",
         "torchvision>=0.18,<1",
         "numba>=0.59,<1",
+        # the CUDA kernel's compiler; its libNVVM comes with the cuda13/cuda12 extra below
         "numba-cuda>=0.15,<1",
-        "nvidia-dali-cuda120>=1.40,<3",
         # the benchmark's bar chart and the trainer's loss/accuracy curves
         "matplotlib>=3.5",
         # the trainer's recipe files
@@ -31,6 +31,11 @@ setup(
     ],
     package_data={"gpumix.train": ["recipes/*.yaml"]},
     extras_require={
+        # NVIDIA DALI and libNVVM built for the machine's CUDA major version. pip cannot tell which one a
+        # machine needs, and the two DALI builds overwrite each other's files, so exactly one is asked for:
+        # cuda13 matches the CUDA 13 torch PyPI serves (the README's commands), cuda12 is for CUDA 12 drivers.
+        "cuda13": ["nvidia-dali-cuda130>=2.0,<3", "numba-cuda[cu13]>=0.15,<1"],
+        "cuda12": ["nvidia-dali-cuda120>=1.40,<3", "numba-cuda[cu12]>=0.15,<1"],
         # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping
         "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0"],
         # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)

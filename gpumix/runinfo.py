@@ -7,7 +7,8 @@ from importlib import metadata
 
 __all__ = ["run_record"]
 
-_PACKAGES = ("gpumix", "torch", "torchvision", "numpy", "numba", "numba-cuda", "nvidia-dali-cuda120", "timm")
+_PACKAGES = ("gpumix", "torch", "torchvision", "numpy", "numba", "numba-cuda", "nvidia-dali-cuda130",
+             "nvidia-dali-cuda120", "timm")
 
 
 def _git_hash():

@@ -6,10 +6,16 @@ reader (or, for CIFAR, its in-memory source) named ``"Reader"``. Importing
 this package imports nvidia.dali. A file DALI cannot read or decode stops a
 run with a ``DatasetFileError`` (a RuntimeError) that names it.
 """
-from gpumix.pipelines._common import READER_NAME, reader_meta
-from gpumix.pipelines._failures import DatasetFileError
-from gpumix.pipelines.cifar import cifar_train, cifar_val
-from gpumix.pipelines.imagenet import imagenet_train, imagenet_val
+try:
+    import nvidia.dali  # noqa: F401
+except ImportError as e:  # DALI is the cuda13 or cuda12 extra: say which to install
+    raise ImportError("gpumix.pipelines needs NVIDIA DALI: pip install 'gpumix[cuda13]' (CUDA 13 drivers, the torch "
+                      "PyPI serves) or 'gpumix[cuda12]' (CUDA 12 drivers)") from e
+
+from gpumix.pipelines._common import READER_NAME, reader_meta  # noqa: E402
+from gpumix.pipelines._failures import DatasetFileError  # noqa: E402
+from gpumix.pipelines.cifar import cifar_train, cifar_val  # noqa: E402
+from gpumix.pipelines.imagenet import imagenet_train, imagenet_val  # noqa: E402
 
 __all__ = ["imagenet_train", "imagenet_val", "cifar_train", "cifar_val", "reader_meta", "READER_NAME",
            "DatasetFileError"]

@@ -10,13 +10,14 @@ READER_NAME = "Reader"
 
 
 def resolve_device(device):
-    """'gpu' or 'cpu' for the pipeline's device argument; 'auto' means gpu when CUDA is usable."""
-    if device not in ("auto", "gpu", "cpu"):
-        raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {device!r}")
-    if device == "auto":
-        import torch
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return device
+    """'gpu' or 'cpu' for the pipeline's device argument (``gpumix.device.resolve_device``).
+
+    'auto' means gpu when the GPU path can run, else cpu with a warning said
+    once; 'gpu' on a machine that cannot run it raises
+    ``gpumix.device.GPUUnavailableError`` saying what is missing.
+    """
+    from gpumix import device as devices
+    return devices.resolve_device(device)
 
 
 def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, seed, num_threads, checkpoint,

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from gpumix._checks import check_bool, check_float, check_int
 from gpumix.bench import loaders, operator
+from gpumix.device import gpu_problem, resolve_device
 from gpumix.runinfo import run_record
 
 __all__ = ["BenchConfig", "format_loader_table", "format_report", "main", "measure", "parse_args", "run"]
@@ -81,8 +82,8 @@ class BenchConfig:
             object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {self.device!r}")
-        if self.device == "gpu" and not torch.cuda.is_available():
-            raise ValueError("device 'gpu': torch.cuda.is_available() is False on this machine")
+        if self.device == "gpu" and gpu_problem() is not None:
+            raise ValueError(f"device 'gpu' cannot run on this machine: {gpu_problem()}")
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1)
         check_float("seconds", self.seconds, 0.0, float("inf"))
@@ -100,7 +101,7 @@ class BenchConfig:
 
     @property
     def gpu(self):
-        return self.device == "gpu" or (self.device == "auto" and torch.cuda.is_available())
+        return resolve_device(self.device) == "gpu"
 
 
 # --- memory -----------------------------------------------------------------------------------------------

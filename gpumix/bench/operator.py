@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import gpumix
 from gpumix._checks import check_bool, check_float, check_int
+from gpumix.device import gpu_problem, resolve_device
 from gpumix.bench import chains
 from gpumix.runinfo import run_record
 
@@ -57,8 +58,8 @@ class OperatorConfig:
     def __post_init__(self):
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {self.device!r}")
-        if self.device == "gpu" and not torch.cuda.is_available():
-            raise ValueError("device 'gpu': torch.cuda.is_available() is False on this machine")
+        if self.device == "gpu" and gpu_problem() is not None:
+            raise ValueError(f"device 'gpu' cannot run on this machine: {gpu_problem()}")
         check_int("batch_size", self.batch_size, 1)
         check_int("size", self.size, 1)
         check_int("num_classes", self.num_classes, 2)
@@ -73,8 +74,7 @@ class OperatorConfig:
 
     @property
     def torch_device(self):
-        use_gpu = self.device == "gpu" or (self.device == "auto" and torch.cuda.is_available())
-        return torch.device("cuda" if use_gpu else "cpu")
+        return torch.device("cuda" if resolve_device(self.device) == "gpu" else "cpu")
 
 
 def _timer(device):
