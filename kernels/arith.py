@@ -70,53 +70,61 @@ def normalize_value(x, mean, inv_std):
 
 @numba.njit
 def _to_int16(bits):
-    # The outputs are int16 views of fp16/bf16 tensors: store the bit pattern
-    # as the signed value with the same 16 bits.
-    if bits >= np.int32(32768):
-        return bits - np.int32(65536)
-    return bits
+    # The outputs are int16 views of fp16/bf16 tensors: the signed value with the same 16 bits, without a
+    # branch (bits in [0, 65536): flip the top bit, subtract it).
+    return np.int32(np.int32(bits ^ np.int32(0x8000)) - np.int32(0x8000))
+
+
+@numba.njit
+def _u32(x):
+    # Every intermediate below is cast back to uint32: numba would widen uint32 arithmetic to 64 bits,
+    # which halves the lanes of a vectorized CPU loop.
+    return np.uint32(x)
 
 
 @numba.njit
 def f32_to_f16_bits(v):
     """IEEE fp16 bits (as a signed int16 value) of float32 ``v``, round to nearest even.
 
-    Every case is computed and the right one selected, without branches, so
-    that CPU loops over it vectorize.
+    Every case is computed and the right one selected, without branches and in
+    32-bit integers, so that CPU loops over it vectorize.
     """
     u = np.float32(v).view(np.uint32)
-    sign = (u >> np.uint32(16)) & np.uint32(0x8000)
-    a = u & np.uint32(0x7FFFFFFF)
+    sign = _u32(_u32(u >> np.uint32(16)) & np.uint32(0x8000))
+    a = _u32(u & np.uint32(0x7FFFFFFF))
     # normal fp16: round the 13 dropped mantissa bits to even, rebias the exponent 127 -> 15
-    normal = (a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1)) - np.uint32(0x38000000)) >> np.uint32(13)
+    odd = _u32(_u32(a >> np.uint32(13)) & np.uint32(1))
+    normal = _u32(_u32(_u32(_u32(a + np.uint32(0x0FFF)) + odd) - np.uint32(0x38000000)) >> np.uint32(13))
     # subnormal fp16: the 24-bit significand >> (126 - exponent), in units of 2^-24, rounded to even
-    shift = np.int32(126) - np.int32(a >> np.uint32(23))
+    shift = np.int32(np.int32(126) - np.int32(a >> np.uint32(23)))
     shift = np.uint32(np.int32(1) if shift < np.int32(1) else (np.int32(31) if shift > np.int32(31) else shift))
-    mant = (a & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
-    sub = mant >> shift
-    rem = mant & ((np.uint32(1) << shift) - np.uint32(1))
-    half = np.uint32(1) << (shift - np.uint32(1))
-    sub = sub + np.uint32((rem > half) | ((rem == half) & ((sub & np.uint32(1)) == np.uint32(1))))
+    mant = _u32(_u32(a & np.uint32(0x7FFFFF)) | np.uint32(0x800000))
+    sub = _u32(mant >> shift)
+    rem = _u32(mant & _u32(_u32(np.uint32(1) << shift) - np.uint32(1)))
+    half = _u32(np.uint32(1) << _u32(shift - np.uint32(1)))
+    up = (rem > half) | ((rem == half) & (_u32(sub & np.uint32(1)) == np.uint32(1)))
+    sub = _u32(sub + np.uint32(up))
     inf_or_nan = np.uint32(0x7E00) if a > np.uint32(0x7F800000) else np.uint32(0x7C00)
     h = np.uint32(0)  # <= 2^-25 rounds to zero (2^-25 itself is a tie to even 0)
     h = sub if a > np.uint32(0x33000000) else h
     h = normal if a >= np.uint32(0x38800000) else h
     h = np.uint32(0x7C00) if a >= np.uint32(0x477FF000) else h  # >= 65520 rounds to inf
     h = inf_or_nan if a >= np.uint32(0x7F800000) else h
-    return _to_int16(np.int32(sign | h))
+    return _to_int16(np.int32(_u32(sign | h)))
 
 
 @numba.njit
 def f32_to_bf16_bits(v):
     """bfloat16 bits (as a signed int16 value) of float32 ``v``, round to nearest even.
 
-    Written with selects rather than branches, so that CPU loops over it vectorize.
+    Written with selects rather than branches, and in 32-bit integers, so that CPU loops over it vectorize.
     """
     u = np.float32(v).view(np.uint32)
     # Finite values and inf cannot carry past bit 31: the largest sum is 0xFF807FFF.
-    rounded = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
-    quiet_nan = (u >> np.uint32(16)) | np.uint32(0x40)
-    is_nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    odd = _u32(_u32(u >> np.uint32(16)) & np.uint32(1))
+    rounded = _u32(_u32(_u32(u + np.uint32(0x7FFF)) + odd) >> np.uint32(16))
+    quiet_nan = _u32(_u32(u >> np.uint32(16)) | np.uint32(0x40))
+    is_nan = _u32(u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
     return _to_int16(np.int32(quiet_nan if is_nan else rounded))
 
 

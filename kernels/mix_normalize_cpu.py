@@ -1,9 +1,15 @@
 """The CPU twin of the fused kernel, and its launch wrapper.
 
 A single ``numba.njit(parallel=True)`` pass: threads split the ``B*H`` image
-rows, and each row reads ``x_i`` and its partner ``x_j`` once and writes every
-output value once. The per-element arithmetic is ``gpumix.kernels.arith``,
-the same functions the CUDA kernel calls.
+rows in chunks, and each row reads ``x_i`` and its partner ``x_j`` once and
+writes every output value once. The loops are specialized so that each one
+vectorizes: float32 NCHW with 3 channels reads the interleaved pixels and
+writes the three planes in one loop, float32 channels_last and 1 channel walk
+the row's values contiguously, both straight into the output. fp16/bf16 rows
+are mixed into an L1-resident float32 scratch row the same way, then rounded
+in one contiguous pass (the rounding vectorizes there, not in the mixing
+loop). The per-element arithmetic is ``gpumix.kernels.arith``, the same
+functions the CUDA kernel calls.
 """
 import numba
 import numpy as np
@@ -12,54 +18,91 @@ from gpumix.kernels import arith
 
 __all__ = ["mix_normalize_cpu", "launch"]
 
+_F32 = arith.ENC_F32
+_F16 = arith.ENC_F16
+
 
 @numba.njit(cache=True)
-def _write_row(dst, b, h, row, enc, nhwc):
-    # row holds image row h of sample b in NHWC order, as float32.
-    if nhwc:
-        arith.encode_row(dst[b, h].reshape(row.size), row, enc)
+def _planes3(d0, d1, d2, si, sj, xs, xe, w_in, w_out, m0, m1, m2, s0, s1, s2):
+    # float32 NCHW, 3 channels: pixel w's interleaved bytes 3w..3w+2 go to the three planes in one loop.
+    for w in range(d0.size):
+        wt = w_in if (xs <= w) & (w < xe) else w_out
+        d0[w] = arith.mix_value(si[3 * w], sj[3 * w], wt, m0, s0)
+        d1[w] = arith.mix_value(si[3 * w + 1], sj[3 * w + 1], wt, m1, s1)
+        d2[w] = arith.mix_value(si[3 * w + 2], sj[3 * w + 2], wt, m2, s2)
+
+
+@numba.njit(cache=True)
+def _contiguous(d, si, sj, ks, ke, w_in, w_out, mean_k, inv_k):
+    # float32 channels_last or 1 channel: output value k is input byte k of the row.
+    for k in range(d.size):
+        wt = w_in if (ks <= k) & (k < ke) else w_out
+        d[k] = arith.mix_value(si[k], sj[k], wt, mean_k[k], inv_k[k])
+
+
+@numba.njit(cache=True)
+def _encode(dst, src, enc):
+    # float32 values to fp16/bf16 bits, contiguous in and out, so the conversion vectorizes.
+    if enc == arith.ENC_F16:
+        for k in range(src.size):
+            dst[k] = arith.f32_to_f16_bits(src[k])
     else:
-        channels = dst.shape[1]
-        for c in range(channels):
-            arith.encode_row(dst[b, c, h], row[c::channels], enc)
+        for k in range(src.size):
+            dst[k] = arith.f32_to_bf16_bits(src[k])
+
+
+@numba.njit(cache=True)
+def _row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch):
+    """Image row h of sample b into ``dst``: float32 straight into it, 16-bit types through ``scratch``."""
+    channels = mean.size
+    width = si.size // channels
+    contiguous = nhwc or channels == 1
+    if enc == _F32:
+        if contiguous:
+            row = dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h]
+            _contiguous(row, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
+        else:
+            _planes3(dst[b, 0, h], dst[b, 1, h], dst[b, 2, h], si, sj, xs, xe, w_in, w_out, mean[0], mean[1],
+                     mean[2], inv_std[0], inv_std[1], inv_std[2])
+        return
+    # 16-bit: the same float32 row in the L1-resident scratch, then one contiguous conversion pass
+    if contiguous:
+        _contiguous(scratch, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
+        _encode(dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h], scratch, enc)
+    else:
+        _planes3(scratch[:width], scratch[width:2 * width], scratch[2 * width:], si, sj, xs, xe, w_in, w_out,
+                 mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2])
+        for c in range(3):
+            _encode(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
 
 
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
                       out, targets, clean, with_clean, nhwc):
-    """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous.
-
-    Each image row is first mixed in its interleaved NHWC order into a float32
-    scratch row (contiguous, so it vectorizes), then encoded into the output
-    row (NHWC) or scattered to the C output planes (NCHW) while the scratch
-    row is still in L1.
-    """
+    """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous."""
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
     span = width * channels
     pixels = batch.reshape(n_batch, height, span)
     mean_k = np.empty(span, np.float32)
-    inv_std_k = np.empty(span, np.float32)
+    inv_k = np.empty(span, np.float32)
     for k in range(span):
         mean_k[k] = mean[k % channels]
-        inv_std_k[k] = inv_std[k % channels]
-    for row in numba.prange(n_batch * height):
-        b = row // height
-        h = row - b * height
-        xs, xe, w_in, w_out = arith.row_weights(lam[b], boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], h)
-        ks = xs * channels
-        ke = xe * channels
-        src_i = pixels[b, h]
-        src_j = pixels[index[b], h]
-        scratch = np.empty(span, np.float32)
-        for k in range(span):
-            weight = w_in if ks <= k and k < ke else w_out
-            scratch[k] = arith.mix_value(src_i[k], src_j[k], weight, mean_k[k], inv_std_k[k])
-        _write_row(out, b, h, scratch, enc, nhwc)
-        if with_clean:
-            for k in range(span):
-                scratch[k] = arith.normalize_value(src_i[k], mean_k[k], inv_std_k[k])
-            _write_row(clean, b, h, scratch, enc, nhwc)
+        inv_k[k] = inv_std[k % channels]
+    rows = n_batch * height
+    chunks = min(rows, 8 * numba.get_num_threads())
+    for chunk in numba.prange(chunks):
+        scratch = np.empty(span, np.float32)  # one per chunk of rows, not per row
+        for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
+            b = row // height
+            h = row - b * height
+            xs, xe, w_in, w_out = arith.row_weights(lam[b], boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], h)
+            src_i = pixels[b, h]
+            src_j = pixels[index[b], h]
+            _row(out, b, h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
+            if with_clean:  # the clean row is the sample's own pixels, weight 1 everywhere
+                one = np.float32(1.0)
+                _row(clean, b, h, src_i, src_i, 0, 0, one, one, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
     for b in numba.prange(n_batch):
         yi = labels[b]
         yj = labels[index[b]]
