@@ -78,7 +78,7 @@ def _row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, e
 
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                      out, targets, clean, with_clean, nhwc):
+                      out, targets, clean, with_clean, nhwc, chunks):
     """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous."""
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
@@ -90,7 +90,7 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
         mean_k[k] = mean[k % channels]
         inv_k[k] = inv_std[k % channels]
     rows = n_batch * height
-    chunks = min(rows, 8 * numba.get_num_threads())
+    chunks = min(rows, chunks)
     for chunk in numba.prange(chunks):
         scratch = np.empty(span, np.float32)  # one per chunk of rows, not per row
         for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
@@ -129,4 +129,5 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     arrays = [t.numpy() for t in (batch, labels, lam, index, boxes)]
     arrays += [np.asarray(mean, dtype=np.float32), np.asarray(inv_std, dtype=np.float32)]
     outputs = [kernel_layout(out), targets.numpy(), kernel_layout(clean if with_clean else out)]
-    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc)
+    # 8 chunks of rows per thread: even shares when rows take unequal time (CutMix rows)
+    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads())

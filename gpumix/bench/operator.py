@@ -22,7 +22,7 @@ from tqdm import tqdm
 import gpumix
 from gpumix._checks import check_bool, check_float, check_int
 from gpumix.device import gpu_problem, resolve_device
-from gpumix.bench import chains
+from gpumix.bench import chains, kernel_timing
 from gpumix.runinfo import run_record
 
 __all__ = ["DTYPES", "MEAN", "STD", "OperatorConfig", "format_table", "main", "parse_args", "run"]
@@ -139,7 +139,9 @@ def run(config, progress=True):
 
     ``results`` holds one entry per variant, gpumix first: name, images_per_s
     (batch over the median time) with min_/max_images_per_s, median_s,
-    min_s, max_s and peak_bytes (GPU only).
+    min_s, max_s and peak_bytes (GPU only); ``bandwidth`` the kernel alone
+    against a copy of the same bytes and ``host`` the host's time per call
+    (``gpumix.bench.kernel_timing``).
     """
     if not isinstance(config, OperatorConfig):
         raise TypeError(f"config must be an OperatorConfig, got {type(config).__name__}")
@@ -171,23 +173,17 @@ def run(config, progress=True):
         results.append({"name": name, "images_per_s": b / stats["median_s"],
                         "min_images_per_s": b / stats["max_s"], "max_images_per_s": b / stats["min_s"], **stats})
 
-    out_bytes = batch.numel() * torch.empty((), dtype=dtype).element_size()
-    bandwidth = None
-    if device.type == "cuda":
-        src = torch.empty(out_bytes, dtype=torch.uint8, device=device)
-        dst = torch.empty_like(src)
-        copy = _measure(lambda: dst.copy_(src), device, config.warmup, config.repeats)
-        fused_s = results[0]["median_s"]
-        kernel_bytes = 2 * batch.numel() + out_bytes  # x_i and x_j read, output written
-        bandwidth = {"copy_GBps": 2 * out_bytes / copy["median_s"] / 1e9,
-                     "fused_GBps": kernel_bytes / fused_s / 1e9}
-        bandwidth["fraction_of_copy"] = bandwidth["fused_GBps"] / bandwidth["copy_GBps"]
+    del batch, labels, labels_dev, params, variants
+    # The kernel alone on preallocated tensors against a copy of the same bytes, then the host's share of a call.
+    bandwidth = kernel_timing.kernel_bandwidth(device, b, size, dtype, config.channels_last, k, config.repeats,
+                                               config.warmup, config.seed)
+    host = kernel_timing.host_overhead(device, b, k, seed=config.seed)
     settings = dataclasses.asdict(config)
     settings["threads"] = torch.get_num_threads()
     settings["numba_threads"] = numba.get_num_threads()
     settings["device"] = device.type
     return {"settings": settings, "max_abs_diff_vs_unfused": max_err, "results": results, "skipped": skipped,
-            "bandwidth": bandwidth}
+            "bandwidth": bandwidth, "host": host}
 
 
 def format_table(report):
@@ -201,10 +197,15 @@ def format_table(report):
                      f"{spread:>15} {fused / r['images_per_s']:>9.1f}x")
     for s in report.get("skipped", ()):
         lines.append(f"{s['name']:<24} skipped: {s['reason']}")
-    bw = report["bandwidth"]
+    bw = report.get("bandwidth")
     if bw:
-        lines.append(f"fused kernel {bw['fused_GBps']:.0f} GB/s = {100 * bw['fraction_of_copy']:.0f}% of a "
-                     f"device-to-device copy ({bw['copy_GBps']:.0f} GB/s)")
+        where = "device-to-device" if report["settings"]["device"] == "cuda" else "same-process"
+        lines.append(f"fused kernel alone {bw['kernel_GBps']:.1f} GB/s = {bw['fraction_of_copy']:.2f} of a {where} "
+                     f"copy of the same {bw['bytes'] / 1e6:.0f} MB ({bw['copy_GBps']:.1f} GB/s, read + written)")
+    host = report.get("host")
+    if host:
+        lines.append(f"host per call at B={host['batch_size']}: {host['host_us']:.0f} us beyond the kernel "
+                     f"(sample {host['sample_us']:.0f} + call {host['call_us']:.0f} - kernel {host['kernel_us']:.0f})")
     lines.append(f"max |fused - unfused| = {report['max_abs_diff_vs_unfused']:.2e}")
     return "\n".join(lines)
 

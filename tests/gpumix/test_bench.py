@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from gpumix.bench import loaders
 from gpumix.bench import main as bench
@@ -49,7 +50,10 @@ def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
     assert overhead["of"] == "gpumix" and overhead["over"] == "normalize_only" and len(overhead["per_round"]) == 2
     ops = report["operator"]["results"]
     assert [r["name"] for r in ops] == _expected(OPERATORS, {"timm Mixup (batch)", "timm Mixup (elem)"})
-    assert all(r["images_per_s"] > 0 for r in ops) and report["operator"]["bandwidth"] is None
+    assert all(r["images_per_s"] > 0 for r in ops)
+    bandwidth, host = report["operator"]["bandwidth"], report["operator"]["host"]
+    assert bandwidth["fraction_of_copy"] > 0 and bandwidth["bytes"] == 4 * 32 * 32 * 3 * (2 + 4) + 4 * 1000 * 4
+    assert host["host_us"] == pytest.approx(host["sample_us"] + host["call_us"] - host["kernel_us"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "gpumix is" in printed and "mixup costs" in printed and "gpumix fused" in printed
@@ -164,7 +168,8 @@ def test_operator_cli_still_runs_and_names_bad_flags(tmp_path, capsys):
     assert op_bench.main(["--batch-size", "4", "--size", "16", "--repeats", "1", "--warmup", "0",
                           "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert {"run", "results", "bandwidth", "max_abs_diff_vs_unfused"} <= set(report)
+    assert {"run", "results", "bandwidth", "host", "max_abs_diff_vs_unfused"} <= set(report)
+    assert report["bandwidth"]["copy_GBps"] > 0 and report["host"]["batch_size"] == 4
     assert report["results"][0]["name"] == "gpumix fused" and report["results"][0]["images_per_s"] > 0
     with pytest.raises(SystemExit) as exit_info:
         op_bench.parse_args(["--repeats", "0"])
@@ -178,3 +183,14 @@ def test_pipeline_cli_still_runs(datasets, tmp_path, capsys):
     assert pipeline.main(["--data", datasets["imagenet"], "--batch-size", "5", "--batches", "1", "--warmup", "1",
                           "--repeats", "1", "--json", str(out)]) == 0
     assert all(r["images_per_s"] > 0 for r in json.loads(out.read_text())["results"])
+
+
+def test_kernel_bandwidth_counts_the_kernels_bytes_and_the_copy_moves_as_many():
+    from gpumix.bench import kernel_timing
+    r = kernel_timing.kernel_bandwidth("cpu", batch_size=2, size=8, dtype=torch.bfloat16, channels_last=True,
+                                       num_classes=10, repeats=2, warmup=1)
+    assert r["bytes"] == 2 * 8 * 8 * 3 * (2 + 2) + 2 * 10 * 4
+    assert r["fraction_of_copy"] == pytest.approx(r["kernel_GBps"] / r["copy_GBps"])
+    assert r["kernel_GBps"] == pytest.approx(r["bytes"] / r["kernel_s"] / 1e9)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        kernel_timing.kernel_bandwidth("cpu", dtype=torch.int8)
