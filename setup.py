@@ -57,6 +57,7 @@ setup(
             "gpumix-scan=gpumix.tools.scan:main",
             "gpumix-label-fit=gpumix.tools.label_fit:main",
             "gpumix-kernel-report=gpumix.tools.kernel_report:main",
+            "gpumix-gpu-check=gpumix.bench.gpu_check:main",
         ],
     },
 )
