@@ -3,6 +3,7 @@
 Public API:
 - ``Mixup``: validated mixup/CutMix config; ``Mixup.sample`` draws ``MixParams``.
 - ``MixParams``: lam, partner index and CutMix boxes of one batch.
+- ``RandomErasing``: validated random-erasing config (timm's); its ``sample`` draws ``ErasingParams``.
 - ``mix_normalize``: the fused operator (CUDA kernel or CPU twin); ``normalize``: its no-mixing identity.
 - ``MixupIterator``: a DALI pipeline in, mixed and normalized torch batches out
   (with ``MixedBatch`` and ``LastBatch``); imports nvidia.dali on first use.
@@ -10,13 +11,14 @@ Public API:
 Importing gpumix loads torch and numpy only: numba and the kernels are
 imported on first use, and nothing touches a GPU.
 """
+from gpumix.erasing import ErasingParams, RandomErasing
 from gpumix.mixup import MixMode, Mixup
 from gpumix.ops import mix_normalize, normalize
 from gpumix.params import MixParams
 
 __version__ = "0.1.0"
-__all__ = ["Mixup", "MixMode", "MixParams", "mix_normalize", "normalize", "MixupIterator", "MixedBatch", "LastBatch",
-           "__version__"]
+__all__ = ["Mixup", "MixMode", "MixParams", "RandomErasing", "ErasingParams", "mix_normalize", "normalize",
+           "MixupIterator", "MixedBatch", "LastBatch", "__version__"]
 
 _LAZY = ("MixupIterator", "MixedBatch", "LastBatch")
 

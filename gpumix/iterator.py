@@ -15,6 +15,7 @@ from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from gpumix._checks import check_bool, check_int
+from gpumix.erasing import RandomErasing
 from gpumix.mixup import Mixup
 from gpumix.ops import _check_label_range, _check_output, mix_normalize, normalize
 
@@ -141,6 +142,10 @@ class MixupIterator:
             so a bad label is a ValueError here and not an error inside the
             loss. With a mixup it must be None or ``mixup.num_classes`` (the
             operator checks the labels then).
+        erasing: a ``gpumix.RandomErasing``, or None: each sample is erased
+            in the same pass, after normalization and before mixing, with
+            ``erasing.sample(B, (H, W), C, epoch=e, step=s, rank=rank)``;
+            it works with ``mixup=None`` too.
 
     Each step yields ``(images, targets)``: images ``dtype`` (B, C, H, W),
     targets float32 (B, K), on the pipeline's device (``cuda:device_id`` or the
@@ -153,9 +158,12 @@ class MixupIterator:
 
     def __init__(self, pipeline, mixup, *, mean, std, dtype=torch.float32, channels_last=False,
                  reader_name="Reader", last_batch_policy="partial", return_clean=False, return_params=False, rank=0,
-                 state=None, num_classes=None):
+                 state=None, num_classes=None, erasing=None):
         if mixup is not None and not isinstance(mixup, Mixup):
             raise TypeError(f"mixup must be a gpumix.Mixup or None, got {type(mixup).__name__}")
+        if erasing is not None and not isinstance(erasing, RandomErasing):
+            raise TypeError(f"erasing must be a gpumix.RandomErasing or None, got {type(erasing).__name__}")
+        self._erasing = erasing
         if num_classes is not None:
             num_classes = check_int("num_classes", num_classes, 2)
             if mixup is not None and num_classes != mixup.num_classes:
@@ -226,6 +234,10 @@ class MixupIterator:
             raise ValueError(f"state was taken with mixup seed {state['seed']!r}, but mixup has seed {seed!r}")
         if state["rank"] != self._rank:
             raise ValueError(f"state was taken at rank {state['rank']}, but rank is {self._rank}")
+        erasing_seed = None if self._erasing is None else self._erasing.seed
+        if state.get("erasing_seed") != erasing_seed:
+            raise ValueError(f"state was taken with erasing seed {state.get('erasing_seed')!r}, but erasing has seed "
+                             f"{erasing_seed!r}")
         return check_int("state['epoch']", state["epoch"], 0), check_int("state['step']", state["step"], 0)
 
     def state_dict(self):
@@ -238,7 +250,8 @@ class MixupIterator:
         """
         return {"format": STATE_FORMAT, "dali": self._dali.checkpoints()[0], "epoch": self._epoch,
                 "step": self._step, "rank": self._rank,
-                "seed": None if self._mixup is None else self._mixup.seed}
+                "seed": None if self._mixup is None else self._mixup.seed,
+                "erasing_seed": None if self._erasing is None else self._erasing.seed}
 
     # --- iteration ----------------------------------------------------------------------------
     @property
@@ -288,11 +301,15 @@ class MixupIterator:
         return result
 
     def _apply(self, images, labels):
+        erasing = None
+        if self._erasing is not None:
+            erasing = self._erasing.sample(images.shape[0], (images.shape[1], images.shape[2]), images.shape[3],
+                                           epoch=self._epoch, step=self._step, rank=self._rank)
         if self._mixup is None:
             if self._num_classes is not None:  # a fresh CPU copy unless the pipeline put labels on the GPU
                 _check_label_range(labels, self._num_classes)
             out = normalize(images, mean=self._mean, std=self._std, dtype=self._dtype,
-                            channels_last=self._channels_last)
+                            channels_last=self._channels_last, erasing=erasing)
             return out, labels.to(out.device, non_blocking=True)
         params = self._mixup.sample(images.shape[0], (images.shape[1], images.shape[2]), epoch=self._epoch,
                                     step=self._step, rank=self._rank)
@@ -300,7 +317,7 @@ class MixupIterator:
         outputs = mix_normalize(images, labels, params, mean=self._mean, std=self._std,
                                 num_classes=self._mixup.num_classes, label_smoothing=self._mixup.label_smoothing,
                                 dtype=self._dtype, channels_last=self._channels_last,
-                                return_clean=self._return_clean)
+                                return_clean=self._return_clean, erasing=erasing)
         if not self._return_params:
             return outputs
         device = outputs[0].device

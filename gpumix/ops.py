@@ -10,6 +10,7 @@ import torch
 
 from gpumix._alloc import empty_output
 from gpumix._checks import check_bool, check_float, check_int
+from gpumix.erasing import ErasingParams
 from gpumix.params import MixParams
 
 __all__ = ["mix_normalize", "normalize", "simulate_cuda", "OUTPUT_DTYPES", "SIMULATE_CUDA_VARIABLE"]
@@ -45,7 +46,7 @@ def _check_label_range(labels, num_classes):
 
 
 def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
-                  dtype=torch.float32, channels_last=False, return_clean=False):
+                  dtype=torch.float32, channels_last=False, return_clean=False, erasing=None):
     """Mix, normalize, transpose and cast a uint8 batch in one pass; return ``(images, targets)``.
 
     Args:
@@ -61,6 +62,9 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
         dtype: torch.float32, torch.float16 or torch.bfloat16.
         channels_last: return torch.channels_last memory format instead of contiguous NCHW.
         return_clean: also return the unmixed normalized batch from the same pass.
+        erasing: ``gpumix.ErasingParams`` of ``B`` samples (``RandomErasing.sample``)
+            or None: each sample is erased after normalization and before
+            mixing (timm's order); the clean batch is erased too, unmixed.
 
     For sample i and ``j = params.index[i]``: without a box
     ``m = lam[i]*x_i + (1-lam[i])*x_j``; with a non-empty box, pixels inside
@@ -101,23 +105,42 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     params_device = params.device
     if params_device != batch.device and params_device.type != "cpu":
         raise ValueError(f"params are on {params_device} but batch is on {batch.device}")
-    return _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean)
+    _check_erasing(erasing, n, height, width, channels)
+    return _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean, erasing)
 
 
-def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False):
+def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False, erasing=None):
     """Normalize, transpose and cast a uint8 batch in one pass, without mixing: the operator's identity.
 
     Args and output layout as ``mix_normalize`` (batch uint8 ``(B, H, W, C)``,
     never modified); returns only the images, ``dtype``, logical shape
     ``(B, C, H, W)``, on batch's device: ``(x - mean[c]) / std[c]``. It runs
     the same kernel as ``mix_normalize`` with lam = 1 and no targets, so the
-    two differ by exactly the cost of mixing.
+    two differ by exactly the cost of mixing. ``erasing`` (``ErasingParams``
+    or None) erases the normalized samples, as in ``mix_normalize``.
     """
-    n, _, _, channels = _check_batch(batch)
+    n, height, width, channels = _check_batch(batch)
     mean, std = _check_output(channels, mean, std, dtype, channels_last)
+    _check_erasing(erasing, n, height, width, channels)
     labels = torch.zeros(n, dtype=torch.int64)
-    images, _ = _launch(batch, labels, MixParams.identity(n), mean, std, 0, 0.0, dtype, channels_last, False)
+    images, _ = _launch(batch, labels, MixParams.identity(n), mean, std, 0, 0.0, dtype, channels_last, False,
+                        erasing)
     return images
+
+
+def _check_erasing(erasing, n, height, width, channels):
+    if erasing is None:
+        return
+    if not isinstance(erasing, ErasingParams):
+        raise TypeError(f"erasing must be a gpumix.ErasingParams or None, got {type(erasing).__name__}")
+    if erasing.batch_size != n:
+        raise ValueError(f"erasing is for {erasing.batch_size} samples but batch has {n}")
+    if erasing.colors.shape[2] != channels:
+        raise ValueError(f"erasing has colors for {erasing.colors.shape[2]} channels but batch has {channels}")
+    y1, x1 = erasing.extent
+    if y1 > height or x1 > width:
+        raise ValueError(f"erasing boxes must lie inside the {height}x{width} image, got a box reaching "
+                         f"y1 = {y1}, x1 = {x1}")
 
 
 def _check_batch(batch):
@@ -161,7 +184,7 @@ def _check_output(channels, mean, std, dtype, channels_last):
     return mean, std
 
 
-def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean):
+def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean, erasing=None):
     """Allocate the outputs and run the CUDA kernel or the CPU twin; arguments already validated."""
     n, height, width, channels = batch.shape
     device = batch.device
@@ -183,8 +206,11 @@ def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, retu
     kernel = _kernel(batch)
     from gpumix.kernels import arith
     encoding = {torch.float32: arith.ENC_F32, torch.float16: arith.ENC_F16, torch.bfloat16: arith.ENC_BF16}
+    erase = None if erasing is None else (erasing.boxes.to(device, non_blocking=True),
+                                          erasing.colors.to(device, non_blocking=True),
+                                          erasing.keys.to(device, non_blocking=True), erasing.noise)
     kernel.launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean, inv_std, eps,
-                          encoding[dtype], raw(images), targets, raw(clean))
+                  encoding[dtype], raw(images), targets, raw(clean), erase)
     return (images, targets, clean) if return_clean else (images, targets)
 
 

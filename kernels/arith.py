@@ -23,6 +23,9 @@ __all__ = [
     "f32_to_bf16_bits",
     "encode_row",
     "soft_target",
+    "hash32",
+    "gauss_noise",
+    "erased_mix",
 ]
 
 # Output encodings: the kernels write float32 values, or the 16-bit patterns
@@ -58,14 +61,14 @@ def mix_value(xi, xj, weight, mean, inv_std):
     ``x_j`` and ``x_i``.
     """
     fj = np.float32(xj)
-    m = fj + weight * (np.float32(xi) - fj)
-    return (m - mean) * inv_std
+    m = fj + np.float32(weight) * (np.float32(xi) - fj)
+    return (m - np.float32(mean)) * np.float32(inv_std)
 
 
 @numba.njit
 def normalize_value(x, mean, inv_std):
     """Normalized clean value ``(x - mean) * inv_std`` in float32."""
-    return (np.float32(x) - mean) * inv_std
+    return (np.float32(x) - np.float32(mean)) * np.float32(inv_std)
 
 
 @numba.njit
@@ -156,3 +159,53 @@ def soft_target(k, yi, yj, lam, eps, num_classes):
     if k == yj:
         t += on * (np.float32(1.0) - lam)
     return t
+
+
+@numba.njit
+def hash32(x):
+    """A bijective 32-bit integer hash with good avalanche (Chris Wellons' "lowbias32"), in uint32."""
+    x = np.uint32(x)
+    x = _u32(x ^ _u32(x >> np.uint32(16)))
+    x = _u32(x * np.uint32(0x7FEB352D))
+    x = _u32(x ^ _u32(x >> np.uint32(15)))
+    x = _u32(x * np.uint32(0x846CA68B))
+    return _u32(x ^ _u32(x >> np.uint32(16)))
+
+
+# Irwin-Hall: the sum of 12 uniforms on 0..65535 has mean 12 * 32767.5 and a standard deviation of
+# sqrt(65536**2 - 1), so (sum - mean) / 65536 is N(0, 1) to a good approximation (range +-6, variance
+# 1 - 2**-32); dividing by 65536 is exact, so the noise is the same bits wherever it is computed.
+_NOISE_MEAN = 393210
+
+
+@numba.njit
+def gauss_noise(key, position):
+    """Approximately N(0, 1) float32 noise of element ``position`` (< 2**32 / 6) under the uint32 ``key``.
+
+    Counter-based: six hashes of ``(6 * position + t) ^ key`` give twelve
+    16-bit uniforms whose Irwin-Hall sum is standardized exactly, so the CPU
+    twin, the CUDA kernel and the reference produce identical bits.
+    """
+    base = _u32(np.uint32(position) * np.uint32(6))
+    k = np.uint32(key)
+    total = np.int32(0)
+    for t in range(6):
+        r = hash32(_u32(_u32(base + np.uint32(t)) ^ k))
+        total = np.int32(total + np.int32(_u32(r & np.uint32(0xFFFF)) + _u32(r >> np.uint32(16))))
+    return np.float32(np.int32(total - np.int32(_NOISE_MEAN))) * np.float32(1.0 / 65536.0)
+
+
+@numba.njit
+def erased_mix(ni, nj, weight):
+    """The blend of two already normalized (or erased) values: ``nj + weight * (ni - nj)`` in float32.
+
+    Erasing happens after normalization and before mixing (timm's order), so
+    a pixel that is erased in either image is mixed in normalized units.
+    Weights 1 and 0 (CutMix) give exactly ``ni`` and ``nj``: the kernels may
+    not read the image a weight of 0 ignores, so its value must not matter.
+    (Every input is cast to float32: numba's simulator passes Python floats.)
+    """
+    ni, nj, w = np.float32(ni), np.float32(nj), np.float32(weight)
+    mixed = nj + w * (ni - nj)
+    mixed = ni if w == np.float32(1.0) else mixed
+    return nj if w == np.float32(0.0) else mixed

@@ -76,10 +76,92 @@ def _row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, e
             _encode(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
 
 
+@numba.njit(cache=True)
+def _box_at(eboxes, b, h, w):
+    # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0
+    found = 0
+    for k in range(eboxes.shape[1]):
+        if eboxes[b, k, 0] <= h and h < eboxes[b, k, 2] and eboxes[b, k, 1] <= w and w < eboxes[b, k, 3]:
+            found = k + 1
+    return found
+
+
+@numba.njit(cache=True)
+def _put(dst, b, c, h, w, value, enc, nhwc):
+    if enc == _F32:
+        if nhwc:
+            dst[b, h, w, c] = value
+        else:
+            dst[b, c, h, w] = value
+        return
+    bits = arith.f32_to_f16_bits(value) if enc == _F16 else arith.f32_to_bf16_bits(value)
+    if nhwc:
+        dst[b, h, w, c] = bits
+    else:
+        dst[b, c, h, w] = bits
+
+
+@numba.njit(cache=True)
+def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, eboxes, ecolors,
+               ekeys, noise, enc, nhwc):
+    """Redo row h's elements that sample b's or its partner j's erasing boxes cover, in normalized units.
+
+    The row is cut at every box edge (and the CutMix box's), so that within
+    each piece both images are erased by one fixed box or not at all and the
+    weight is fixed; only pieces where one of them is erased are redone.
+    """
+    channels = mean.size
+    height = out.shape[1] if nhwc else out.shape[2]
+    width = si.size // channels
+    m = eboxes.shape[1]
+    cuts = np.empty(4 * m + 4, np.int64)
+    n = 0
+    for owner in (b, j):
+        for k in range(m):
+            if eboxes[owner, k, 0] <= h and h < eboxes[owner, k, 2] and eboxes[owner, k, 1] < eboxes[owner, k, 3]:
+                cuts[n] = eboxes[owner, k, 1]
+                cuts[n + 1] = eboxes[owner, k, 3]
+                n += 2
+    if n == 0:
+        return
+    cuts[n] = xs
+    cuts[n + 1] = xe
+    cuts[n + 2] = 0
+    cuts[n + 3] = width
+    edges = np.unique(cuts[:n + 4])
+    for piece in range(edges.size - 1):
+        lo, hi = edges[piece], min(edges[piece + 1], width)
+        if lo >= hi:
+            continue
+        fi = _box_at(eboxes, b, h, lo)
+        fj = _box_at(eboxes, j, h, lo)
+        if fi == 0 and fj == 0:
+            continue
+        weight = w_in if xs <= lo and lo < xe else w_out
+        for c in range(channels):
+            row = (c * height + h) * width  # element index of (c, h, 0) in a sample
+            for w in range(lo, hi):
+                if fi:
+                    ni = arith.gauss_noise(ekeys[b], row + w) if noise else ecolors[b, fi - 1, c]
+                else:
+                    ni = arith.normalize_value(si[w * channels + c], mean[c], inv_std[c])
+                if fj:
+                    nj = arith.gauss_noise(ekeys[j], row + w) if noise else ecolors[j, fj - 1, c]
+                else:
+                    nj = arith.normalize_value(sj[w * channels + c], mean[c], inv_std[c])
+                _put(out, b, c, h, w, arith.erased_mix(ni, nj, weight), enc, nhwc)
+                if with_clean and fi:
+                    _put(clean, b, c, h, w, ni, enc, nhwc)
+
+
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                      out, targets, clean, with_clean, nhwc, chunks):
-    """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous."""
+                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, ekeys, noise):
+    """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous.
+
+    eboxes (B,M,4) int32, ecolors (B,M,C) float32, ekeys (B,) int64: random
+    erasing (M = 0: none), by box color or, with ``noise``, by the pixel noise.
+    """
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
     span = width * channels
@@ -103,6 +185,9 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
             if with_clean:  # the clean row is the sample's own pixels, weight 1 everywhere
                 one = np.float32(1.0)
                 _row(clean, b, h, src_i, src_i, 0, 0, one, one, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
+            if eboxes.shape[1] > 0:
+                _erase_row(out, clean, with_clean, b, index[b], h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std,
+                           eboxes, ecolors, ekeys, noise, enc, nhwc)
     for b in numba.prange(n_batch):
         yi = labels[b]
         yj = labels[index[b]]
@@ -110,14 +195,15 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
             targets[b, k] = arith.soft_target(k, yi, yj, lam[b], eps, num_classes)
 
 
-def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None):
+def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None, erasing=None):
     """Run the CPU twin on CPU torch tensors; same contract as ``mix_normalize_cuda.launch``.
 
     batch (B,H,W,C) uint8 contiguous; labels (B,) int64; lam (B,) float32;
     index (B,) int64; boxes (B,4) int32; mean and inv_std C floats (a sequence or a CPU tensor).
     ``out``/``clean`` have logical shape (B,C,H,W), contiguous NCHW or
     channels_last, float32 or an int16 view for fp16/bf16; targets (B,K)
-    float32. Writes only the outputs.
+    float32. erasing: None or ``(boxes, colors, keys, noise)`` (``gpumix.ErasingParams``' fields).
+    Writes only the outputs.
     """
     with_clean = clean is not None
     # The kernel gets every output as a contiguous array: channels_last ones as their NHWC permutation.
@@ -130,4 +216,10 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     arrays += [np.asarray(mean, dtype=np.float32), np.asarray(inv_std, dtype=np.float32)]
     outputs = [kernel_layout(out), targets.numpy(), kernel_layout(clean if with_clean else out)]
     # 8 chunks of rows per thread: even shares when rows take unequal time (CutMix rows)
-    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads())
+    n, _, _, channels = batch.shape
+    if erasing is None:
+        erase = (np.zeros((n, 0, 4), np.int32), np.zeros((n, 0, channels), np.float32), np.zeros(n, np.int64), False)
+    else:
+        erase = tuple(t.contiguous().numpy() for t in erasing[:3]) + (bool(erasing[3]),)
+    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
+                      *erase)

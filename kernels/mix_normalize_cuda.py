@@ -64,7 +64,9 @@ class Variant:
     memory (for 1 channel the same memory as NCHW); clean: also write the
     unmixed batch; channels: 1 or 3; wide: the 32-bit word path (else bytes);
     hardware_cvt: ``cvt.rn`` for fp16/bf16 (sm_80+), else software rounding;
-    index64: 64-bit offsets for outputs of 2**31 elements or more.
+    index64: 64-bit offsets for outputs of 2**31 elements or more; erase:
+    None, 'color' (random erasing with a color per box) or 'pixel' (with
+    the counter-based noise), applied before mixing.
     """
 
     dtype: str = "float32"
@@ -74,12 +76,15 @@ class Variant:
     wide: bool = True
     hardware_cvt: bool = True
     index64: bool = False
+    erase: str | None = None
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
+        if self.erase not in (None, "color", "pixel"):
+            raise ValueError(f"erase must be None, 'color' or 'pixel', got {self.erase!r}")
 
     @property
     def name(self):
@@ -90,6 +95,7 @@ class Variant:
         parts += [] if self.wide else ["bytes"]
         parts += [] if self.hardware_cvt or self.dtype == "float32" else ["swcvt"]
         parts += ["i64"] if self.index64 else []
+        parts += [f"erase{self.erase}"] if self.erase else []
         return "_".join(parts)
 
 
@@ -136,6 +142,41 @@ def _write_targets(targets, labels, b, j, lam_b, eps, first, step):
         k += step
 
 
+@cuda.jit(device=True)
+def _erased_box(eboxes, b, h, w):
+    # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0
+    found = 0
+    for k in range(eboxes.shape[1]):
+        if eboxes[b, k, 0] <= h and h < eboxes[b, k, 2] and eboxes[b, k, 1] <= w and w < eboxes[b, k, 3]:
+            found = k + 1
+    return found
+
+
+@cuda.jit(device=True)
+def _erased_value(found, ecolors, ekeys, b, c, position, noise):
+    # What erasing puts at element `position` (c * H * W + pixel) of sample b, in normalized units.
+    if noise:
+        return arith.gauss_noise(ekeys[b], position)
+    return ecolors[b, found - 1, c]
+
+
+@cuda.jit(device=True)
+def _erase_fix(prev, x_i, x_j, fi, fj, weight, mean, inv, ecolors, ekeys, b, j, c, position, noise):
+    # The mixed value of one element when either image is erased there (else `prev`, the fast path's).
+    if fi == 0 and fj == 0:
+        return prev
+    ni = _erased_value(fi, ecolors, ekeys, b, c, position, noise) if fi else arith.normalize_value(x_i, mean, inv)
+    nj = _erased_value(fj, ecolors, ekeys, j, c, position, noise) if fj else arith.normalize_value(x_j, mean, inv)
+    return arith.erased_mix(ni, nj, weight)
+
+
+@cuda.jit(device=True)
+def _erase_fix_clean(prev, fi, ecolors, ekeys, b, c, position, noise):
+    if fi == 0:
+        return prev
+    return _erased_value(fi, ecolors, ekeys, b, c, position, noise)
+
+
 @functools.lru_cache(maxsize=None)
 def kernel(variant):
     """The compiled-on-first-launch CUDA kernel of ``variant`` (a ``Variant``), cached per process."""
@@ -149,6 +190,8 @@ def _word_kernel(v):
     C = v.channels
     nhwc = v.channels_last and C > 1
     clean = v.clean
+    erase = v.erase is not None
+    noise = v.erase == "pixel"
     I = np.int64 if v.index64 else np.int32  # noqa: E741 -- the offset type
     f32 = np.float32
     load = _bytes3 if C == 3 else _bytes1
@@ -233,9 +276,28 @@ def _word_kernel(v):
         def clean_values(xi, m0, m1, m2, s0, s1, s2):
             return norm4(xi, 0, m0, s0), norm4(xi, 1, m1, s1), norm4(xi, 2, m2, s2)
 
+    @cuda.jit(device=True)
+    def fix4(prev, xi, xj, k, fi, fj, wt, mean, inv, ecolors, ekeys, b, j, position):
+        # channel k of the 4 pixels, redone where erasing touches them; position: element of pixel 0
+        return (_erase_fix(prev[0], xi[k], xj[k], fi[0], fj[0], wt[0], mean, inv, ecolors, ekeys, b, j, k,
+                           position, noise),
+                _erase_fix(prev[1], xi[k + C], xj[k + C], fi[1], fj[1], wt[1], mean, inv, ecolors, ekeys, b, j, k,
+                           position + 1, noise),
+                _erase_fix(prev[2], xi[k + 2 * C], xj[k + 2 * C], fi[2], fj[2], wt[2], mean, inv, ecolors, ekeys, b,
+                           j, k, position + 2, noise),
+                _erase_fix(prev[3], xi[k + 3 * C], xj[k + 3 * C], fi[3], fj[3], wt[3], mean, inv, ecolors, ekeys, b,
+                           j, k, position + 3, noise))
+
+    @cuda.jit(device=True)
+    def fix_clean4(prev, k, fi, ecolors, ekeys, b, position):
+        return (_erase_fix_clean(prev[0], fi[0], ecolors, ekeys, b, k, position, noise),
+                _erase_fix_clean(prev[1], fi[1], ecolors, ekeys, b, k, position + 1, noise),
+                _erase_fix_clean(prev[2], fi[2], ecolors, ekeys, b, k, position + 2, noise),
+                _erase_fix_clean(prev[3], fi[3], ecolors, ekeys, b, k, position + 3, noise))
+
     @cuda.jit
-    def mix_normalize_word(src, labels, lam, index, boxes, out, cln, targets, m0, m1, m2, s0, s1, s2, eps,
-                           height, width, step_h, step_w):
+    def mix_normalize_word(src, labels, lam, index, boxes, out, cln, targets, eboxes, ecolors, ekeys, m0, m1, m2,
+                           s0, s1, s2, eps, height, width, step_h, step_w):
         """src: the (B,H,W,C) uint8 batch as uint32 words; out/cln: flat float32, or uint32 pairs of fp16/bf16."""
         hw = I(I(height) * I(width))
         groups = I(hw >> I(2))
@@ -274,9 +336,29 @@ def _word_kernel(v):
                 xi = load(src, I(I(I(bi * hw + p) >> I(2)) * I(C)), need_i)
                 xj = load(src, I(I(I(bj * hw + p) >> I(2)) * I(C)), need_j)
                 r, gr, bl = values(xi, xj, wt0, wt1, wt2, wt3, m0, m1, m2, s0, s1, s2)
+                touched = False
+                fi = (0, 0, 0, 0)
+                if erase:  # random erasing: redo the elements either image erases, in normalized units
+                    fi = (_erased_box(eboxes, b, h, w), _erased_box(eboxes, b, h, w + 1),
+                          _erased_box(eboxes, b, h, w + 2), _erased_box(eboxes, b, h, w + 3))
+                    fj = (_erased_box(eboxes, j, h, w), _erased_box(eboxes, j, h, w + 1),
+                          _erased_box(eboxes, j, h, w + 2), _erased_box(eboxes, j, h, w + 3))
+                    touched = fi[0] + fi[1] + fi[2] + fi[3] + fj[0] + fj[1] + fj[2] + fj[3] > 0
+                    wt = (wt0, wt1, wt2, wt3)
+                    if touched:
+                        r = fix4(r, xi, xj, 0, fi, fj, wt, m0, s0, ecolors, ekeys, b, j, p)
+                        if C == 3:
+                            gr = fix4(gr, xi, xj, 1, fi, fj, wt, m1, s1, ecolors, ekeys, b, j, I(p + hw))
+                            bl = fix4(bl, xi, xj, 2, fi, fj, wt, m2, s2, ecolors, ekeys, b, j, I(p + hw + hw))
                 emit(out, bi, p, hw, r, gr, bl)
                 if clean:
                     r, gr, bl = clean_values(xi, m0, m1, m2, s0, s1, s2)
+                    if erase:
+                        if touched:
+                            r = fix_clean4(r, 0, fi, ecolors, ekeys, b, p)
+                            if C == 3:
+                                gr = fix_clean4(gr, 1, fi, ecolors, ekeys, b, I(p + hw))
+                                bl = fix_clean4(bl, 2, fi, ecolors, ekeys, b, I(p + hw + hw))
                     emit(cln, bi, p, hw, r, gr, bl)
                 g = I(g + stride)
                 h = np.int32(h + step_h)
@@ -293,6 +375,8 @@ def _byte_kernel(v):
     C = v.channels
     nhwc = v.channels_last and C > 1
     clean = v.clean
+    erase = v.erase is not None
+    noise = v.erase == "pixel"
     I = np.int64 if v.index64 else np.int32  # noqa: E741 -- the offset type
     f32 = np.float32
     if enc == arith.ENC_F16:
@@ -309,18 +393,26 @@ def _byte_kernel(v):
             dst[e] = convert(value)
 
     @cuda.jit(device=True)
-    def pixel(src, out, cln, bi, bj, hw, p, weight, c, mean, inv):
-        need_i = clean or weight != f32(0.0)
-        need_j = weight != f32(1.0)
+    def pixel(src, out, cln, bi, bj, hw, p, weight, c, mean, inv, fi, fj, ecolors, ekeys):
+        # fi, fj: 1 + the erasing box of sample bi / partner bj at this pixel, or 0
+        need_i = clean or weight != f32(0.0) or fi > 0
+        need_j = weight != f32(1.0) or fj > 0
         xi = src[I(I(bi * hw + p) * I(C) + I(c))] if need_i else np.uint8(0)
         xj = src[I(I(bj * hw + p) * I(C) + I(c))] if need_j else np.uint8(0)
-        put(out, bi, c, p, hw, arith.mix_value(xi, xj, weight, mean, inv))
+        value = arith.mix_value(xi, xj, weight, mean, inv)
+        position = I(I(c) * hw + p)
+        if erase:
+            value = _erase_fix(value, xi, xj, fi, fj, weight, mean, inv, ecolors, ekeys, bi, bj, c, position, noise)
+        put(out, bi, c, p, hw, value)
         if clean:
-            put(cln, bi, c, p, hw, arith.normalize_value(xi, mean, inv))
+            value = arith.normalize_value(xi, mean, inv)
+            if erase:
+                value = _erase_fix_clean(value, fi, ecolors, ekeys, bi, c, position, noise)
+            put(cln, bi, c, p, hw, value)
 
     @cuda.jit
-    def mix_normalize_bytes(src, labels, lam, index, boxes, out, cln, targets, m0, m1, m2, s0, s1, s2, eps,
-                            height, width, step_h, step_w):
+    def mix_normalize_bytes(src, labels, lam, index, boxes, out, cln, targets, eboxes, ecolors, ekeys, m0, m1, m2,
+                            s0, s1, s2, eps, height, width, step_h, step_w):
         """src: the flat (B,H,W,C) uint8 batch; out/cln: flat float32, or uint16 bits of fp16/bf16."""
         hw = I(I(height) * I(width))
         row_groups = np.int32(np.int32(width + np.int32(PIXELS - 1)) >> np.int32(2))
@@ -349,10 +441,12 @@ def _byte_kernel(v):
                     if w < width:
                         weight = f32(0.0) if row_in and x0 <= w and w < x1 else w_out
                         p = I(I(h) * I(width) + I(w))
-                        pixel(src, out, cln, bi, bj, hw, p, weight, 0, m0, s0)
+                        fi = _erased_box(eboxes, b, h, w) if erase else 0
+                        fj = _erased_box(eboxes, j, h, w) if erase else 0
+                        pixel(src, out, cln, bi, bj, hw, p, weight, 0, m0, s0, fi, fj, ecolors, ekeys)
                         if C == 3:
-                            pixel(src, out, cln, bi, bj, hw, p, weight, 1, m1, s1)
-                            pixel(src, out, cln, bi, bj, hw, p, weight, 2, m2, s2)
+                            pixel(src, out, cln, bi, bj, hw, p, weight, 1, m1, s1, fi, fj, ecolors, ekeys)
+                            pixel(src, out, cln, bi, bj, hw, p, weight, 2, m2, s2, fi, fj, ecolors, ekeys)
                 g = I(g + stride)
                 h = np.int32(h + step_h)
                 q = np.int32(q + step_w)
@@ -383,6 +477,7 @@ def signature(variant):
         src = "uint8[::1]"
         out = "float32[::1]" if variant.dtype == "float32" else "uint16[::1]"
     return (f"void({src}, int64[::1], float32[::1], int64[::1], int32[:, ::1], {out}, {out}, float32[:, ::1], "
+            "int32[:, :, ::1], float32[:, :, ::1], int64[::1], "
             "float32, float32, float32, float32, float32, float32, float32, int32, int32, int32, int32)")
 
 
@@ -403,7 +498,7 @@ def grid(variant, n_batch, height, width, block=BLOCK):
     return (blocks_x, min(n_batch, MAX_GRID_Y)), (step_h, step_w)
 
 
-def select(batch, out, dtype, channels_last, clean, device_capability=None):
+def select(batch, out, dtype, channels_last, clean, device_capability=None, erase=None):
     """The ``Variant`` that runs ``batch`` into ``out``: the word path when the width and alignment allow it.
 
     ``device_capability`` (major, minor) chooses hardware fp16/bf16 rounding
@@ -414,10 +509,10 @@ def select(batch, out, dtype, channels_last, clean, device_capability=None):
     hardware = device_capability is not None and tuple(device_capability) >= (8, 0)
     largest = n_batch * height * width * channels
     return Variant(dtype=dtype, channels_last=channels_last, clean=clean, channels=channels,
-                   wide=wide, hardware_cvt=hardware, index64=largest > _INT32_MAX)
+                   wide=wide, hardware_cvt=hardware, index64=largest > _INT32_MAX, erase=erase)
 
 
-def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None):
+def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None, erasing=None):
     """Launch the kernel on torch's current stream of ``batch.device``; nothing is synchronized.
 
     All arguments are torch tensors on one CUDA device (CPU tensors are
@@ -429,6 +524,9 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     ``arith.ENC_*``. ``out`` and ``clean`` have logical shape (B,C,H,W),
     contiguous NCHW or channels_last, float32 for ``ENC_F32`` or an int16
     view for fp16/bf16; targets (B,K) float32.
+    erasing: None, or ``(boxes, colors, keys, noise)``: int32 (B,M,4),
+    float32 (B,M,C), int64 (B,) tensors on the batch's device and a bool
+    (``gpumix.ErasingParams``' fields).
     Writes ``out``, ``targets`` and ``clean``; reads everything else.
     """
     n_batch, height, width, channels = batch.shape
@@ -437,7 +535,12 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     nhwc = channels > 1 and out.stride(1) == 1
     dtype = {v: k for k, v in DTYPES.items()}[enc]
     capability = torch.cuda.get_device_capability(batch.device) if batch.is_cuda else None
-    variant = select(batch, out, dtype, nhwc, with_clean, capability)  # 1 channel: NCHW is NHWC
+    erase = None if erasing is None else ("pixel" if erasing[3] else "color")
+    variant = select(batch, out, dtype, nhwc, with_clean, capability, erase)  # 1 channel: NCHW is NHWC
+    if erasing is None:  # the kernels take the erasing arrays always; these are empty
+        erasing = (boxes.new_empty((n_batch, 0, 4)), lam.new_empty((n_batch, 0, channels)), index.new_empty(0))
+    else:
+        erasing = erasing[:3]
     block = BLOCK if batch.is_cuda else SIMULATOR_BLOCK
     (blocks_x, blocks_y), (step_h, step_w) = grid(variant, n_batch, height, width, block)
     stats = [float(x) for x in mean] + [0.0] * (3 - channels)
@@ -464,7 +567,8 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
             src = cuda.as_cuda_array(batch.reshape(-1), sync=False).view(src_type)
             o = [cuda.as_cuda_array(t, sync=False).view(out_type) for t in outputs]
             a = [cuda.as_cuda_array(t, sync=False) for t in (labels, lam, index, boxes)]
-            run[config[0], config[1], stream](src, *a, *o, cuda.as_cuda_array(targets, sync=False), *scalars,
+            e = [cuda.as_cuda_array(t.contiguous(), sync=False) for t in erasing]
+            run[config[0], config[1], stream](src, *a, *o, cuda.as_cuda_array(targets, sync=False), *e, *scalars,
                                               *sizes)
         return
     if not numba_config.ENABLE_CUDASIM:
@@ -472,4 +576,5 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     src = batch.reshape(-1).numpy().view(src_type)
     o = [t.numpy().view(out_type) for t in outputs]
     a = [t.numpy() for t in (labels, lam, index, boxes)]
-    run[config[0], config[1]](src, *a, *o, targets.numpy(), *scalars, *sizes)
+    e = [t.contiguous().numpy() for t in erasing]
+    run[config[0], config[1]](src, *a, *o, targets.numpy(), *e, *scalars, *sizes)

@@ -4,22 +4,63 @@ Slow and obvious on purpose: every fast path is tested against it.
 """
 import torch
 
-__all__ = ["mix_normalize_reference"]
+__all__ = ["mix_normalize_reference", "noise_reference"]
+
+_MASK = 0xFFFFFFFF
 
 
-def mix_normalize_reference(batch, labels, lam, index, boxes, mean, std, num_classes, label_smoothing=0.0):
+def _hash32(x):
+    # arith.hash32 on int64 tensors holding uint32 values
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK
+    return x ^ (x >> 16)
+
+
+def noise_reference(keys, channels, height, width):
+    """float64 ``(B, C, H, W)``: ``arith.gauss_noise(keys[b], (c * H + h) * W + w)`` for every element."""
+    position = torch.arange(channels * height * width, dtype=torch.int64, device=keys.device)
+    base = (position * 6) & _MASK
+    total = torch.zeros((keys.shape[0], position.numel()), dtype=torch.int64, device=keys.device)
+    for t in range(6):
+        r = _hash32(((base + t) & _MASK)[None, :] ^ keys[:, None])
+        total += (r & 0xFFFF) + (r >> 16)
+    return ((total - 393210).to(torch.float64) / 65536).view(-1, channels, height, width)
+
+
+def mix_normalize_reference(batch, labels, lam, index, boxes, mean, std, num_classes, label_smoothing=0.0,
+                            erasing=None):
     """Return ``(images, targets, clean)`` in float64, on ``batch``'s device.
 
     batch: uint8 (B,H,W,C). labels, index: integer (B,). lam: (B,).
     boxes: (B,4) half-open (y0,x0,y1,x1) or None. mean, std: C pixel-unit floats.
+    erasing: a ``gpumix.ErasingParams`` or None: each sample's normalized image
+    is erased (box color, or the pixel noise; a later box over an earlier one)
+    before mixing, and the clean output is the erased, unmixed image.
     images and clean: (B,C,H,W) contiguous; targets: (B,num_classes).
     Nothing is modified in place.
     """
     dev = batch.device
     x = batch.to(torch.float64).permute(0, 3, 1, 2)
-    b, _, height, width = x.shape
+    b, channels, height, width = x.shape
     index = index.to(dev, torch.int64)
     lam64 = lam.to(dev, torch.float64)
+    mean64 = torch.as_tensor(mean, dtype=torch.float64, device=dev).view(1, -1, 1, 1)
+    std64 = torch.as_tensor(std, dtype=torch.float64, device=dev).view(1, -1, 1, 1)
+    if erasing is not None:  # normalize, erase, mix in normalized units, and report in them
+        x = (x - mean64) / std64
+        noise = noise_reference(erasing.keys.to(dev), channels, height, width) if erasing.noise else None
+        rows = torch.arange(height, device=dev).view(height, 1)
+        cols = torch.arange(width, device=dev).view(1, width)
+        x = x.clone()
+        for i in range(b):
+            for k in range(erasing.boxes.shape[1]):
+                y0, x0, y1, x1 = (int(v) for v in erasing.boxes[i, k])
+                inside = (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
+                fill = noise[i] if noise is not None else erasing.colors[i, k].to(dev, torch.float64).view(-1, 1, 1)
+                x[i] = torch.where(inside, fill, x[i])
+        mean64, std64 = torch.zeros_like(mean64), torch.ones_like(std64)
     partner = x[index]
     mixed = lam64.view(b, 1, 1, 1) * x + (1 - lam64.view(b, 1, 1, 1)) * partner
     if boxes is not None:
@@ -30,8 +71,6 @@ def mix_normalize_reference(batch, labels, lam, index, boxes, mean, std, num_cla
         inside = ((rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)).unsqueeze(1)
         cut = torch.where(inside, partner, x)
         mixed = torch.where(has_box, cut, mixed)
-    mean64 = torch.as_tensor(mean, dtype=torch.float64, device=dev).view(1, -1, 1, 1)
-    std64 = torch.as_tensor(std, dtype=torch.float64, device=dev).view(1, -1, 1, 1)
     images = ((mixed - mean64) / std64).contiguous()
     clean = ((x - mean64) / std64).contiguous()
     labels = labels.to(dev, torch.int64)

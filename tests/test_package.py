@@ -38,8 +38,8 @@ def test_import_loads_neither_numba_nor_cuda():
                  "print(json.dumps({'numba': 'numba' in sys.modules, 'cuda': torch.cuda.is_initialized(), "
                  "'dali': 'nvidia.dali' in sys.modules, 'api': sorted(gpumix.__all__)}))")
     assert state == {"numba": False, "cuda": False, "dali": False,
-                     "api": sorted(["Mixup", "MixMode", "MixParams", "mix_normalize", "normalize", "MixupIterator",
-                                    "MixedBatch", "LastBatch", "__version__"])}
+                     "api": sorted(["Mixup", "MixMode", "MixParams", "RandomErasing", "ErasingParams", "mix_normalize",
+                                    "normalize", "MixupIterator", "MixedBatch", "LastBatch", "__version__"])}
 
 
 def test_iterator_is_loaded_on_first_use():

@@ -386,3 +386,36 @@ def test_val_pipeline_validation_use(datasets):
                            None, mean=MEAN, std=STD)
     labels = torch.cat([y for _, y in loader])
     assert sorted(labels.tolist()) == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_erasing_with_and_without_mixup_and_exact_resume(datasets):
+    from gpumix import RandomErasing
+    erasing = RandomErasing(prob=1.0, mode="rand", seed=3)
+    plain = _run(MixupIterator(_train(datasets), None, mean=MEAN, std=STD), 2)
+    erased = _run(MixupIterator(_train(datasets), None, mean=MEAN, std=STD, erasing=erasing), 2)
+    for step, ((a, la), (b, lb)) in enumerate(zip(plain, erased)):
+        assert torch.equal(la, lb)
+        params = erasing.sample(a.shape[0], (16, 16), 3, epoch=0, step=step)
+        for i in range(a.shape[0]):
+            y0, x0, y1, x1 = params.boxes[i, 0].tolist()
+            inside = torch.zeros(16, 16, dtype=torch.bool)
+            inside[y0:y1, x0:x1] = True
+            assert torch.equal(b[i][:, ~inside], a[i][:, ~inside])
+            assert torch.equal(b[i][:, inside], params.colors[i, 0].view(3, 1).expand(3, int(inside.sum())))
+    mixup = Mixup(num_classes=N, alpha=0.4, seed=11)
+
+    def loader(pipe, state=None):
+        return MixupIterator(pipe, mixup, mean=MEAN, std=STD, erasing=erasing, state=state)
+
+    reference = _run(loader(_train(datasets)), 7)
+    first = loader(_train(datasets))
+    _run(first, 5)
+    state = first.state_dict()
+    assert state["erasing_seed"] == 3
+    tail = _run(loader(_train(datasets, checkpoint=state["dali"]), state=state), 2)
+    for got, want in zip(tail, reference[5:]):
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+    with pytest.raises(ValueError, match="state was taken with erasing seed 3, but erasing has seed None"):
+        MixupIterator(_train(datasets, checkpoint=state["dali"]), mixup, mean=MEAN, std=STD, state=state)
+    with pytest.raises(TypeError, match="erasing must be a gpumix.RandomErasing or None, got dict"):
+        MixupIterator(_train(datasets), mixup, mean=MEAN, std=STD, erasing={})
