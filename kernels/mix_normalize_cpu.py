@@ -76,7 +76,7 @@ def _row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, e
             _encode(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _box_at(eboxes, b, h, w):
     # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0
     found = 0
@@ -86,35 +86,22 @@ def _box_at(eboxes, b, h, w):
     return found
 
 
-@numba.njit(cache=True)
-def _put(dst, b, c, h, w, value, enc, nhwc):
-    if enc == _F32:
-        if nhwc:
-            dst[b, h, w, c] = value
-        else:
-            dst[b, c, h, w] = value
-        return
-    bits = arith.f32_to_f16_bits(value) if enc == _F16 else arith.f32_to_bf16_bits(value)
-    if nhwc:
-        dst[b, h, w, c] = bits
-    else:
-        dst[b, c, h, w] = bits
-
-
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, eboxes, ecolors,
-               ekeys, noise, enc, nhwc):
+               ekeys, noise, enc, nhwc, cuts, part_i, part_j):
     """Redo row h's elements that sample b's or its partner j's erasing boxes cover, in normalized units.
 
     The row is cut at every box edge (and the CutMix box's), so that within
     each piece both images are erased by one fixed box or not at all and the
     weight is fixed; only pieces where one of them is erased are redone.
+    ``cuts``: int64 scratch of at least 4 * M + 4, ``part_i``/``part_j``:
+    float32 scratch of at least W (one each per chunk of rows: no allocation
+    per row).
     """
     channels = mean.size
     height = out.shape[1] if nhwc else out.shape[2]
     width = si.size // channels
     m = eboxes.shape[1]
-    cuts = np.empty(4 * m + 4, np.int64)
     n = 0
     for owner in (b, j):
         for k in range(m):
@@ -128,9 +115,16 @@ def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mea
     cuts[n + 1] = xe
     cuts[n + 2] = 0
     cuts[n + 3] = width
-    edges = np.unique(cuts[:n + 4])
-    for piece in range(edges.size - 1):
-        lo, hi = edges[piece], min(edges[piece + 1], width)
+    n += 4
+    for a in range(1, n):  # insertion sort: a handful of edges
+        v = cuts[a]
+        k = a - 1
+        while k >= 0 and cuts[k] > v:
+            cuts[k + 1] = cuts[k]
+            k -= 1
+        cuts[k + 1] = v
+    for piece in range(n - 1):
+        lo, hi = cuts[piece], min(cuts[piece + 1], width)
         if lo >= hi:
             continue
         fi = _box_at(eboxes, b, h, lo)
@@ -139,28 +133,60 @@ def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mea
             continue
         weight = w_in if xs <= lo and lo < xe else w_out
         for c in range(channels):
-            row = (c * height + h) * width  # element index of (c, h, 0) in a sample
+            base = (c * height + h) * width  # element index of (c, h, 0) in a sample: the noise's position
+            # one simple loop per step, each over contiguous L1 scratch, so that each vectorizes
+            _source(part_i, si, lo, hi, c, channels, fi, noise, ekeys[b], base, ecolors[b], mean[c], inv_std[c])
+            _source(part_j, sj, lo, hi, c, channels, fj, noise, ekeys[j], base, ecolors[j], mean[c], inv_std[c])
             for w in range(lo, hi):
-                if fi:
-                    ni = arith.gauss_noise(ekeys[b], row + w) if noise else ecolors[b, fi - 1, c]
-                else:
-                    ni = arith.normalize_value(si[w * channels + c], mean[c], inv_std[c])
-                if fj:
-                    nj = arith.gauss_noise(ekeys[j], row + w) if noise else ecolors[j, fj - 1, c]
-                else:
-                    nj = arith.normalize_value(sj[w * channels + c], mean[c], inv_std[c])
-                _put(out, b, c, h, w, arith.erased_mix(ni, nj, weight), enc, nhwc)
+                part_j[w] = arith.erased_mix(part_i[w], part_j[w], weight)
+            if nhwc:
+                _store(out[b, h, :, c], part_j, lo, hi, enc)
                 if with_clean and fi:
-                    _put(clean, b, c, h, w, ni, enc, nhwc)
+                    _store(clean[b, h, :, c], part_i, lo, hi, enc)
+            else:
+                _store(out[b, c, h], part_j, lo, hi, enc)
+                if with_clean and fi:
+                    _store(clean[b, c, h], part_i, lo, hi, enc)
+
+
+@numba.njit(cache=True, inline="always")
+def _source(dst, src, lo, hi, c, channels, found, noise, key, base, colors, mean, inv_std):
+    # One image's normalized-or-erased values of channel c, pixels [lo, hi), into dst[lo:hi].
+    if found and noise:
+        for w in range(lo, hi):
+            dst[w] = arith.gauss_noise(key, base + w)
+    elif found:
+        color = colors[found - 1, c]
+        for w in range(lo, hi):
+            dst[w] = color
+    else:
+        for w in range(lo, hi):
+            dst[w] = arith.normalize_value(src[w * channels + c], mean, inv_std)
+
+
+@numba.njit(cache=True, inline="always")
+def _store(dst, values, lo, hi, enc):
+    if enc == _F32:
+        for w in range(lo, hi):
+            dst[w] = values[w]
+    elif enc == _F16:
+        for w in range(lo, hi):
+            dst[w] = arith.f32_to_f16_bits(values[w])
+    else:
+        for w in range(lo, hi):
+            dst[w] = arith.f32_to_bf16_bits(values[w])
 
 
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, ekeys, noise):
+                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, ekeys, noise, erows):
     """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous.
 
     eboxes (B,M,4) int32, ecolors (B,M,C) float32, ekeys (B,) int64: random
-    erasing (M = 0: none), by box color or, with ``noise``, by the pixel noise.
+    erasing (M = 0: none), by box color or, with ``noise``, by the pixel noise;
+    erows (B,2) int64: the rows [first, last) each sample's boxes span, so
+    rows without erasing skip it at the cost of two compares. Erased
+    elements are redone after the row's fast pass (``_erase_row``).
     """
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
@@ -175,6 +201,9 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
     chunks = min(rows, chunks)
     for chunk in numba.prange(chunks):
         scratch = np.empty(span, np.float32)  # one per chunk of rows, not per row
+        cuts = np.empty(4 * eboxes.shape[1] + 4, np.int64)
+        part_i = np.empty(width, np.float32)
+        part_j = np.empty(width, np.float32)
         for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
             b = row // height
             h = row - b * height
@@ -185,9 +214,10 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
             if with_clean:  # the clean row is the sample's own pixels, weight 1 everywhere
                 one = np.float32(1.0)
                 _row(clean, b, h, src_i, src_i, 0, 0, one, one, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
-            if eboxes.shape[1] > 0:
-                _erase_row(out, clean, with_clean, b, index[b], h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std,
-                           eboxes, ecolors, ekeys, noise, enc, nhwc)
+            j = index[b]
+            if (erows[b, 0] <= h and h < erows[b, 1]) or (erows[j, 0] <= h and h < erows[j, 1]):
+                _erase_row(out, clean, with_clean, b, j, h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std,
+                           eboxes, ecolors, ekeys, noise, enc, nhwc, cuts, part_i, part_j)
     for b in numba.prange(n_batch):
         yi = labels[b]
         yj = labels[index[b]]
@@ -221,5 +251,12 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
         erase = (np.zeros((n, 0, 4), np.int32), np.zeros((n, 0, channels), np.float32), np.zeros(n, np.int64), False)
     else:
         erase = tuple(t.contiguous().numpy() for t in erasing[:3]) + (bool(erasing[3]),)
+    boxes_e = erase[0]
+    present = (boxes_e[..., 2] > boxes_e[..., 0]) & (boxes_e[..., 3] > boxes_e[..., 1])
+    erows = np.zeros((n, 2), np.int64)  # [first, last) rows of each sample's non-empty boxes; [0, 0) for none
+    if present.any():
+        erows[:, 0] = np.where(present, boxes_e[..., 0], np.iinfo(np.int32).max).min(axis=1)
+        erows[:, 1] = np.where(present, boxes_e[..., 2], 0).max(axis=1)
+    erase = erase + (erows,)
     mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
                       *erase)

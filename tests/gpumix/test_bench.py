@@ -14,8 +14,8 @@ from gpumix.bench import operator as op_bench
 TINY = ["--batch-size", "4", "--seconds", "0.02", "--repeats", "2", "--warmup", "1", "--image-size", "32",
         "--operator-batch-size", "4", "--threads", "1", "--no-progress"]
 LOADERS = ["gpumix", "normalize_only", "dali_normalize", "dali_unfused", "torchvision", "timm"]
-OPERATORS = ["gpumix fused", "unfused torch chain", "timm Mixup (batch)", "timm Mixup (elem)",
-             "torchvision v2.MixUp"]
+OPERATORS = ["gpumix fused", "gpumix fused + erasing", "unfused torch chain", "timm Mixup (batch)",
+             "timm Mixup (elem)", "torchvision v2.MixUp"]
 
 
 def _has_timm():
