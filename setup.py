@@ -31,8 +31,9 @@ setup(
     ],
     package_data={"gpumix.train": ["recipes/*.yaml"]},
     extras_require={
-        # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0"],
+        # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping;
+        # scikit-learn and scikit-image ship the real photographs the pipeline tests crop (tests/conftest.py)
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0", "scikit-image>=0.19"],
         # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)
         "digits": ["scikit-learn>=1.0"],
         # the trainer's optional --tensorboard logs

@@ -1,21 +1,23 @@
 """ImageNet DALI pipelines: uint8 HWC crops and int32 labels, on the GPU or the CPU.
 
 ``data`` is a class-folder root (ILSVRC layout, labels by sorted folder name),
-a DALI file list (``relative/path label`` per line, paths relative to the
-list's folder), or a list of WebDataset ``.tar`` shards, each with its DALI
-index (``shard.idx`` beside ``shard.tar``, made by DALI's ``wds2idx``) and
-samples of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
+a DALI file list (``path label`` per line; a relative path is relative to the
+list's own folder, an absolute one is kept: ``gpumix.pipelines.file_list``),
+or a list of WebDataset ``.tar`` shards, each with its DALI index
+(``shard.idx`` beside ``shard.tar``, made by DALI's ``wds2idx``) and samples
+of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
 """
 import os
 
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
-from gpumix._checks import check_int
+from gpumix._checks import check_bool, check_int
 from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
+from gpumix.pipelines.file_list import read_file_list
 
-__all__ = ["imagenet_train", "imagenet_val", "imagenet_source"]
+__all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
 
 # Random-resized-crop of Szegedy et al. / torchvision: 8%-100% of the area, aspect 3/4-4/3.
 AREA = (0.08, 1.0)
@@ -33,10 +35,12 @@ SHUFFLE_BUFFER = 1024
 
 
 def imagenet_source(data):
-    """Classify ``data``: ('folder', root), ('file_list', path) or ('webdataset', tars, indexes).
+    """Classify ``data``: ('folder', root), ('file_list', path, files, labels) or ('webdataset', tars, indexes).
 
-    Errors name the path: a missing or empty folder, a folder without class
-    subfolders, an empty file list, a shard that is not ``.tar`` or lacks its index.
+    A file list is read here (``read_file_list``): ``files`` are its absolute
+    paths and ``labels`` its int labels. Errors name the path: a missing or
+    empty folder, a folder without class subfolders, an empty file list or a
+    bad line of one (``path:line``), a shard that is not ``.tar`` or lacks its index.
     """
     if isinstance(data, (list, tuple)):
         if not data:
@@ -57,7 +61,8 @@ def imagenet_source(data):
     if os.path.isfile(path):
         if os.path.getsize(path) == 0:
             raise ValueError(f"data: the file list {path} is empty")
-        return "file_list", path
+        files, labels = read_file_list(path)
+        return "file_list", path, files, labels
     entries = os.listdir(path)
     if not entries:
         raise ValueError(f"data: the folder {path} is empty")
@@ -90,15 +95,28 @@ def _read(source, *, shuffle, seed, shard_id, num_shards):
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
         shuffling = dict(shuffle_after_epoch=True, shuffle_after_epoch_seed=seed) if shuffle else {}
         if source[0] == "file_list":
-            images, labels = fn.readers.file(file_list=source[1], file_root=os.path.dirname(source[1]),
-                                             **shuffling, **common)
+            # the list's paths resolved by gpumix's convention (file_list.py), not DALI's file_root rule
+            images, labels = fn.readers.file(files=source[2], labels=source[3], **shuffling, **common)
         else:
             images, labels = fn.readers.file(file_root=source[1], **shuffling, **common)
     return images, fn.cast(labels, dtype=types.INT32)
 
 
+def train_resize(images, crop, antialias=True):
+    """The training pipeline's resize of a decoded crop window (a DALI node, HWC uint8) to ``crop`` x ``crop``.
+
+    Bilinear; with ``antialias`` (the default) a downscale widens the filter
+    to the scale (a triangle filter), as torchvision's ``RandomResizedCrop``
+    (``antialias=True``) does, and matches its output within the tolerance of
+    tests/pipelines/test_antialias.py. ``antialias=False`` samples the window
+    at ``crop`` x ``crop`` points only, so fine texture aliases into moire
+    when a window is downscaled 2-10x.
+    """
+    return fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=antialias)
+
+
 @pipeline_def
-def _imagenet_train(source, crop, device, reader):
+def _imagenet_train(source, crop, device, reader, antialias):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
         # ROI decode: only the random crop window is decoded, on the GPU and its hardware decoder.
@@ -111,7 +129,7 @@ def _imagenet_train(source, crop, device, reader):
         images = fn.decoders.image_random_crop(images, device="cpu", output_type=types.RGB,
                                                random_area=AREA, random_aspect_ratio=ASPECT,
                                                num_attempts=CROP_ATTEMPTS)
-    images = fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=False)
+    images = train_resize(images, crop, antialias)
     # mirror only: uint8 in, uint8 HWC out, no normalization (the fused operator normalizes)
     images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
                                       mirror=fn.random.coin_flip(probability=0.5))
@@ -128,8 +146,13 @@ def _imagenet_val(source, crop, resize, device, reader):
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None, prefetch_queue_depth=2):
+                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
+
+    The crop window is resized with antialiasing (``train_resize``), as
+    torchvision's ``RandomResizedCrop`` and this module's validation resize
+    do; ``antialias=False`` turns it off (aliased; see docs/benchmarks.md for
+    what it saves).
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
     ``(crop, crop, 3)`` images and int32 labels, on the GPU (mixed ROI decoder)
@@ -139,12 +162,13 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     only, and the ``num_shards`` shards split each epoch's permutation.
     """
     check_int("crop", crop, 1)
+    antialias = check_bool("antialias", antialias)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_train(source, crop, device, reader, **kwargs)
+    pipe = _imagenet_train(source, crop, device, reader, antialias, **kwargs)
     return make_explaining(pipe, lambda: _read(source, shuffle=True, **reader), prefetch_queue_depth + 1)
 
 

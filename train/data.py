@@ -1,7 +1,8 @@
 """The trainer's data: one rank's DALI train and val pipelines, wrapped in ``MixupIterator``.
 
 ImageNet ``--data DIR`` holds ``train`` and ``val``, each a class-folder root
-(ILSVRC layout), a DALI file list (``train.txt``/``val.txt``) or a folder of
+(ILSVRC layout), a DALI file list (``train.txt``/``val.txt``, its relative
+paths relative to ``DIR``, the list's folder, as ``gpumix-scan`` writes them) or a folder of
 WebDataset ``.tar`` shards with their ``.idx`` indexes. CIFAR ``--data DIR`` is
 the extracted official folder (or its parent), as ``cifar_train`` accepts.
 """
@@ -52,9 +53,7 @@ def num_classes_of(dataset, train_source):
     if kind[0] == "folder":
         return sum(os.path.isdir(os.path.join(kind[1], e)) for e in os.listdir(kind[1]))
     if kind[0] == "file_list":
-        with open(kind[1], encoding="utf-8") as f:
-            labels = [int(line.split()[-1]) for line in f if line.strip()]
-        return max(labels) + 1
+        return max(kind[3]) + 1
     return 1000
 
 

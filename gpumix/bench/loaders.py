@@ -106,16 +106,6 @@ def _cifar_kind(folder):
     return None
 
 
-def _file_list_labels(path):
-    labels = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and parts[-1].lstrip("-").isdigit():
-                labels.append(int(parts[-1]))
-    return labels
-
-
 def resolve_data(data, *, num_classes=None, image_size=224):
     """``data`` (None, one path, or several .tar paths) as a ``DataSpec``.
 
@@ -161,11 +151,8 @@ def resolve_data(data, *, num_classes=None, image_size=224):
                              "subfolder)") from None
         classes = sum(os.path.isdir(os.path.join(path, e)) for e in os.listdir(path))
         return _imagenet_spec(path, source, num_classes, image_size, classes, embedded=embedded)
-    source = imagenet_source(path)
-    labels = _file_list_labels(path)
-    if not labels:
-        raise ValueError(f"data: the file list {path} has no 'relative/path label' lines")
-    return _imagenet_spec(path, source, num_classes, image_size, max(labels) + 1)
+    source = imagenet_source(path)  # reads the list: errors name its path and line
+    return _imagenet_spec(path, source, num_classes, image_size, max(source[3]) + 1)
 
 
 def _imagenet_spec(data, source, num_classes, image_size, classes, embedded=False):

@@ -98,7 +98,7 @@ def _bad_data(case, tmp_path, datasets):
     ("flat", [], "--data: the folder {t}/flat has no class subfolders"),
     ("tar", [], "--data: WebDataset shard {t}/a.tar has no index {t}/a.idx"),
     ("empty_list", [], "--data: the file list {t}/l.txt is empty"),
-    ("no_labels", [], "--data: the file list {t}/l.txt has no 'relative/path label' lines"),
+    ("no_labels", [], "--data: {t}/l.txt:1: expected '<path> <label>', got 'hello'"),
     ("cifar10-binary", ["--num-classes", "5"], "--num-classes: {d} is cifar10, with 10 classes"),
     ("imagenet", ["--seconds", "0"], "--seconds: seconds must be > 0, got 0.0"),
     ("imagenet", ["--json", "/no/such/folder/r.json"], "--json: the folder /no/such/folder does not exist"),
