@@ -233,22 +233,22 @@ def _next(iterator):
         return next(iterator)
 
 
-def _pipeline(spec, s):
+def _pipeline(spec, s, antialias=True):
     from gpumix.pipelines import cifar_train, imagenet_train
 
     common = dict(batch_size=s.batch_size, device=s.device, num_threads=s.threads, seed=s.seed,
                   prefetch_queue_depth=PREFETCH_DEPTH)
     if spec.kind == "imagenet":
         return imagenet_train(list(spec.data) if isinstance(spec.data, tuple) else spec.data,
-                              crop=spec.image_size, **common)
+                              crop=spec.image_size, antialias=antialias, **common)
     return cifar_train(spec.data, dataset=spec.kind, **common)
 
 
-def _mixup_iterator(spec, s, with_mixup):
+def _mixup_iterator(spec, s, with_mixup, antialias=True):
     import gpumix
 
     mix = gpumix.Mixup(num_classes=spec.num_classes, alpha=ALPHA, seed=s.seed) if with_mixup else None
-    it = gpumix.MixupIterator(_pipeline(spec, s), mix, mean=spec.mean, std=spec.std)
+    it = gpumix.MixupIterator(_pipeline(spec, s, antialias), mix, mean=spec.mean, std=spec.std)
 
     def step():
         images, _ = _next(it)
@@ -410,6 +410,9 @@ def build_variants(spec, settings):
         Variant("torchvision", f"torchvision {dataset_name} + DataLoader ({workers}) + normalize + v2.MixUp",
                 worker_ready, lambda: _torchvision(spec, settings, repeated()), torch_side=True),
     ]
+    if spec.kind == "imagenet":  # what the training resize's antialiasing costs (docs/benchmarks.md)
+        variants.insert(1, Variant("gpumix_aliased", "same pipeline with antialias=False (aliased resize) + Mixup",
+                                   PREFETCH_DEPTH, lambda: _mixup_iterator(spec, settings, True, antialias=False)))
     timm_name = (f"timm create_loader ({workers}, prefetcher) + FastCollateMixup" if gpu
                  else f"timm create_loader ({workers}) + timm Mixup")
     skipped = []

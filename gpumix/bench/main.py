@@ -207,7 +207,7 @@ def _round_order(variants, rng, adjacent):
 
 
 def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=True, prepare=None,
-            adjacent=("gpumix", "normalize_only")):
+            adjacent=("gpumix", "normalize_only", "gpumix_aliased")):
     """Build, warm up and time ``variants`` (``loaders.Variant``) in interleaved turns; one result dict each.
 
     Each variant is built once (torch-side ones first: their workers fork
@@ -218,9 +218,10 @@ def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=T
     timed for ``seconds``. After a turn the benchmark sleeps while that
     loader refills its stock (``REFILL_MARGIN`` times the time its measured
     rate implies, at most ``seconds``), so the next turn starts on an idle
-    machine. The variants keyed in ``adjacent`` (gpumix and normalize only,
-    whose ratio is mixup's cost) take their turns back to back, in random
-    order, so that their paired ratio sees the same machine state.
+    machine. The variants keyed in ``adjacent`` (gpumix, normalize only and
+    the aliased pipeline, whose ratios are mixup's and antialiasing's costs)
+    take their turns back to back, in random order, so that their paired
+    ratios see the same machine state.
     A variant's images/s is the median over rounds, with min and max.
     ``prepare()``, if given, runs once after the torch-side variants are
     built and before the others (shared one-off costs: kernel compilation).
@@ -330,7 +331,8 @@ def run(config, spec=None):
             "loaders": {"batch_size": batch_size, "threads": threads, "device": device,
                         "seconds_per_turn": config.seconds, "rounds": config.repeats, "warmup_batches": config.warmup,
                         "results": _with_ratios(rows), "skipped": skipped,
-                        "mixup_overhead": _overhead(rows)},
+                        "mixup_overhead": _overhead(rows),
+                        "antialias_overhead": _overhead(rows, "gpumix", "gpumix_aliased")},
             "operator": op}
 
 
@@ -353,6 +355,10 @@ def format_loader_table(report):
     if o:
         lines.append(f"mixup costs {100 * o['median']:.1f}% over normalization alone (paired rounds, "
                      f"{100 * o['min']:.1f}% to {100 * o['max']:.1f}%)")
+    a = sec.get("antialias_overhead")
+    if a:
+        lines.append(f"antialiasing the training resize costs {100 * a['median']:.1f}% against antialias=False "
+                     f"(paired rounds, {100 * a['min']:.1f}% to {100 * a['max']:.1f}%)")
     lines.append("MB added: host memory the loader added while built and warmed up (docs/benchmarks.md)")
     return "\n".join(lines)
 

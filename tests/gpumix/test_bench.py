@@ -13,6 +13,8 @@ from gpumix.bench import operator as op_bench
 TINY = ["--batch-size", "4", "--seconds", "0.02", "--repeats", "2", "--warmup", "1", "--image-size", "32",
         "--operator-batch-size", "4", "--threads", "1", "--no-progress"]
 LOADERS = ["gpumix", "normalize_only", "dali_normalize", "dali_unfused", "torchvision", "timm"]
+# ImageNet data adds the training pipeline without antialiasing, for what the antialiased resize costs
+IMAGENET_LOADERS = LOADERS[:1] + ["gpumix_aliased"] + LOADERS[1:]
 OPERATORS = ["gpumix fused", "unfused torch chain", "timm Mixup (batch)", "timm Mixup (elem)",
              "torchvision v2.MixUp"]
 
@@ -39,7 +41,7 @@ def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
                               f"{datasets['imagenet']}", "num_classes": 1000, "image_size": 32,
                               "embedded_default": False}
     rows = report["loaders"]["results"]
-    assert [r["key"] for r in rows] == _expected(LOADERS, {"timm"})
+    assert [r["key"] for r in rows] == _expected(IMAGENET_LOADERS, {"timm"})
     for r in rows:
         assert r["name"] and 0 < r["min_images_per_s"] <= r["images_per_s"] <= r["max_images_per_s"]
         assert len(r["per_round_images_per_s"]) == 2 and r["timed_images"] >= 8 and r["timed_seconds"] > 0
@@ -47,12 +49,15 @@ def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
     assert rows[0]["gpumix_is"] == 1.0
     overhead = report["loaders"]["mixup_overhead"]
     assert overhead["of"] == "gpumix" and overhead["over"] == "normalize_only" and len(overhead["per_round"]) == 2
+    antialias = report["loaders"]["antialias_overhead"]
+    assert antialias["of"] == "gpumix" and antialias["over"] == "gpumix_aliased" and len(antialias["per_round"]) == 2
     ops = report["operator"]["results"]
     assert [r["name"] for r in ops] == _expected(OPERATORS, {"timm Mixup (batch)", "timm Mixup (elem)"})
     assert all(r["images_per_s"] > 0 for r in ops) and report["operator"]["bandwidth"] is None
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "gpumix is" in printed and "mixup costs" in printed and "gpumix fused" in printed
+    assert "antialiasing the training resize costs" in printed
 
 
 def test_figures_come_from_the_clock(datasets, tmp_path, monkeypatch):
