@@ -20,8 +20,9 @@ import numpy as np
 from nvidia.dali import Pipeline, pipeline_def
 
 from gpumix._imagecheck import why_undecodable
+from gpumix.pipelines.sharding import SourcePipeline
 
-__all__ = ["DatasetFileError", "ExplainingPipeline", "make_explaining"]
+__all__ = ["DatasetFileError", "ExplainingPipeline", "ExplainingSourcePipeline", "make_explaining"]
 
 _ADVICE = "The pipeline is no longer valid: rebuild it, and clean the dataset first with gpumix-scan."
 
@@ -103,7 +104,7 @@ class ExplainingPipeline(Pipeline):
                 for k in range(len(encoded)):
                     why = why_undecodable(np.array(encoded[k]).tobytes())
                     if why is not None:
-                        bad.append(f"{encoded[k].source_info()} ({why})")
+                        bad.append(f"{encoded[k].source_info() or self._gpumix_describe(i, k)} ({why})")
         except RuntimeError as replay_error:
             # The reader itself failed (a missing or empty file, which DALI cannot map): DALI names the file.
             return DatasetFileError(f"DALI could not read a file of the dataset: "
@@ -113,13 +114,23 @@ class ExplainingPipeline(Pipeline):
         return DatasetFileError(f"DALI could not decode {'; '.join(dict.fromkeys(bad))}. {_ADVICE}")
 
 
-def make_explaining(pipe, read, lookahead):
+class ExplainingSourcePipeline(ExplainingPipeline, SourcePipeline):
+    """An ExplainingPipeline fed by a ``sharding.ShardedSource`` (it answers ``reader_meta`` for it)."""
+
+
+def make_explaining(pipe, read, lookahead, *, describe=None, meta=None):
     """Turn a freshly created Pipeline into an ExplainingPipeline.
 
     ``read()`` builds the same reader (encoded images, labels) in a new graph;
-    ``lookahead`` is how many batches DALI may be preparing at a failure.
+    ``lookahead`` is how many batches DALI may be preparing at a failure;
+    ``describe(iteration, index)`` names a sample that carries no DALI source
+    info (an external source's); ``meta``, a ``ShardedSource.meta()``, makes
+    the pipeline answer ``reader_meta`` for that source.
     """
-    pipe.__class__ = ExplainingPipeline
+    pipe.__class__ = ExplainingPipeline if meta is None else ExplainingSourcePipeline
+    if meta is not None:
+        pipe.gpumix_reader_meta = meta
     pipe._gpumix_runs = 0
     pipe._gpumix_replay = (read, lookahead)
+    pipe._gpumix_describe = describe or (lambda i, k: f"sample {k} of batch {i}")
     return pipe

@@ -16,6 +16,7 @@ from gpumix._checks import check_bool, check_int
 from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
 from gpumix.pipelines.file_list import read_file_list
+from gpumix.pipelines.webdataset import WebDatasetSource
 
 __all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
 
@@ -29,8 +30,7 @@ DEVICE_MEMORY_PADDING = 211025920
 HOST_MEMORY_PADDING = 140544512
 # Attempts at a crop window inside the image before falling back to the whole image (torchvision uses 10).
 CROP_ATTEMPTS = 10
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
-# Samples in the WebDataset reader's shuffling buffer (DALI's default initial_fill).
+# Places a WebDataset sample may move in its rank's local shuffle (DALI's default shuffle buffer, initial_fill).
 SHUFFLE_BUFFER = 1024
 
 
@@ -72,25 +72,16 @@ def imagenet_source(data):
     return "folder", path
 
 
-def _parse_cls(raw):
-    # WebDataset's .cls component is the label as decimal ASCII.
-    return np.array([int(bytes(raw).decode("ascii"))], dtype=np.int32)
+def _read(source, *, shuffle, seed, shard_id, num_shards, feed):
+    """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels).
 
-
-def _read(source, *, shuffle, seed, shard_id, num_shards):
-    """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels)."""
+    ``feed`` is the ``WebDatasetSource`` of a WebDataset source (None otherwise).
+    """
     # pad the shard's last batch so that iterators can drop the padding: exactly once per epoch
     common = dict(name=READER_NAME, shard_id=shard_id, num_shards=num_shards, pad_last_batch=True)
     if source[0] == "webdataset":
-        # DALI's webdataset reader does not reshuffle whole epochs; it shuffles through a buffer
-        # seeded by `seed`, within each epoch of each shard. Each shard keeps its own slice of the
-        # tars every epoch (stick_to_shard), which also keeps each rank's reads on the same files.
-        images, labels = fn.readers.webdataset(paths=source[1], index_paths=source[2],
-                                               ext=[";".join(IMAGE_EXTENSIONS), "cls"],
-                                               missing_component_behavior="error", random_shuffle=shuffle,
-                                               initial_fill=SHUFFLE_BUFFER, seed=seed, stick_to_shard=True,
-                                               **common)
-        labels = fn.python_function(labels, function=_parse_cls)
+        # gpumix's own source: the tars dealt out afresh to the shards every epoch (webdataset.py)
+        images, labels = fn.external_source(source=feed, num_outputs=2, batch=False, dtype=[types.UINT8, types.INT32])
     else:
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
         shuffling = dict(shuffle_after_epoch=True, shuffle_after_epoch_seed=seed) if shuffle else {}
@@ -113,6 +104,25 @@ def train_resize(images, crop, antialias=True):
     when a window is downscaled 2-10x.
     """
     return fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=antialias)
+
+
+def _build(graph, source, train, *, reader_seed, shard_id, num_shards, **kwargs):
+    """The pipeline of ``graph(source, reader=..., **kwargs)`` with its reader's failure explanation.
+
+    ``reader_seed`` is the user's seed (the shuffling's, the same on every
+    shard); ``kwargs`` holds the graph's arguments and the Pipeline's.
+    A WebDataset source is fed by a ``WebDatasetSource``, whose pipeline
+    answers ``reader_meta`` for it and names a bad sample as ``tar:key``.
+    """
+    feed = None
+    if source[0] == "webdataset":
+        feed = WebDatasetSource(source[1], source[2], batch_size=kwargs["batch_size"], shard_id=shard_id,
+                                num_shards=num_shards, seed=reader_seed, shuffle=train, buffer=SHUFFLE_BUFFER)
+    reader = dict(seed=reader_seed, shard_id=shard_id, num_shards=num_shards, feed=feed)
+    pipe = graph(source, reader=reader, **kwargs)
+    describe = None if feed is None else (lambda i, k: feed.describe(feed.locate(i, k)[1]))
+    return make_explaining(pipe, lambda: _read(source, shuffle=train, **reader), kwargs["prefetch_queue_depth"] + 1,
+                           describe=describe, meta=None if feed is None else feed.meta())
 
 
 @pipeline_def
@@ -167,9 +177,8 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
-    reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_train(source, crop, device, reader, antialias, **kwargs)
-    return make_explaining(pipe, lambda: _read(source, shuffle=True, **reader), prefetch_queue_depth + 1)
+    return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
+                  crop=crop, device=device, antialias=antialias, **kwargs)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
@@ -185,6 +194,5 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)
-    reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_val(source, crop, resize, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(source, shuffle=False, **reader), prefetch_queue_depth + 1)
+    return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
+                  crop=crop, resize=resize, device=device, **kwargs)
