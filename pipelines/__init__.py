@@ -9,7 +9,8 @@ run with a ``DatasetFileError`` (a RuntimeError) that names it.
 from gpumix.pipelines._common import READER_NAME, reader_meta
 from gpumix.pipelines._failures import DatasetFileError
 from gpumix.pipelines.cifar import cifar_train, cifar_val
+from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.pipelines.imagenet import imagenet_train, imagenet_val
 
 __all__ = ["imagenet_train", "imagenet_val", "cifar_train", "cifar_val", "reader_meta", "READER_NAME",
-           "DatasetFileError"]
+           "DatasetFileError", "DecoderConfig"]

@@ -15,6 +15,7 @@ from nvidia.dali import fn, pipeline_def, types
 from gpumix._checks import check_bool, check_int
 from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
+from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.pipelines.file_list import read_file_list
 from gpumix.pipelines.webdataset import WebDatasetSource
 
@@ -23,11 +24,6 @@ __all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
 # Random-resized-crop of Szegedy et al. / torchvision: 8%-100% of the area, aspect 3/4-4/3.
 AREA = (0.08, 1.0)
 ASPECT = (3.0 / 4.0, 4.0 / 3.0)
-# Share of baseline JPEGs sent to the A100/H100 hardware decoder (DALI's resnet50 example value).
-HW_DECODER_LOAD = 0.65
-# nvJPEG scratch preallocation that avoids reallocations for ImageNet-sized images (DALI's example values).
-DEVICE_MEMORY_PADDING = 211025920
-HOST_MEMORY_PADDING = 140544512
 # Attempts at a crop window inside the image before falling back to the whole image (torchvision uses 10).
 CROP_ATTEMPTS = 10
 # Places a WebDataset sample may move in its rank's local shuffle (DALI's default shuffle buffer, initial_fill).
@@ -93,6 +89,14 @@ def _read(source, *, shuffle, seed, shard_id, num_shards, feed):
     return images, fn.cast(labels, dtype=types.INT32)
 
 
+def _decoder(decoder):
+    if decoder is None:
+        return DecoderConfig()
+    if not isinstance(decoder, DecoderConfig):
+        raise TypeError(f"decoder must be a gpumix.pipelines.DecoderConfig or None, got {type(decoder).__name__}")
+    return decoder
+
+
 def train_resize(images, crop, antialias=True):
     """The training pipeline's resize of a decoded crop window (a DALI node, HWC uint8) to ``crop`` x ``crop``.
 
@@ -126,15 +130,13 @@ def _build(graph, source, train, *, reader_seed, shard_id, num_shards, **kwargs)
 
 
 @pipeline_def
-def _imagenet_train(source, crop, device, reader, antialias):
+def _imagenet_train(source, crop, device, reader, antialias, decoder):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
         # ROI decode: only the random crop window is decoded, on the GPU and its hardware decoder.
         images = fn.decoders.image_random_crop(images, device="mixed", output_type=types.RGB,
                                                random_area=AREA, random_aspect_ratio=ASPECT,
-                                               num_attempts=CROP_ATTEMPTS, hw_decoder_load=HW_DECODER_LOAD,
-                                               device_memory_padding=DEVICE_MEMORY_PADDING,
-                                               host_memory_padding=HOST_MEMORY_PADDING)
+                                               num_attempts=CROP_ATTEMPTS, **decoder.mixed_arguments())
     else:
         images = fn.decoders.image_random_crop(images, device="cpu", output_type=types.RGB,
                                                random_area=AREA, random_aspect_ratio=ASPECT,
@@ -147,22 +149,28 @@ def _imagenet_train(source, crop, device, reader, antialias):
 
 
 @pipeline_def
-def _imagenet_val(source, crop, resize, device, reader):
+def _imagenet_val(source, crop, resize, device, reader, decoder):
     images, labels = _read(source, shuffle=False, **reader)
-    images = fn.decoders.image(images, device="mixed" if device == "gpu" else "cpu", output_type=types.RGB)
+    if device == "gpu":
+        images = fn.decoders.image(images, device="mixed", output_type=types.RGB, **decoder.mixed_arguments())
+    else:
+        images = fn.decoders.image(images, device="cpu", output_type=types.RGB)
     images = fn.resize(images, resize_shorter=resize, interp_type=types.INTERP_TRIANGULAR, antialias=True)
     images = fn.crop(images, crop=(crop, crop), out_of_bounds_policy="pad")
     return images, labels
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True):
+                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True, decoder=None):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     The crop window is resized with antialiasing (``train_resize``), as
     torchvision's ``RandomResizedCrop`` and this module's validation resize
     do; ``antialias=False`` turns it off (aliased; see docs/benchmarks.md for
-    what it saves).
+    what it saves). ``decoder`` (a ``DecoderConfig``, None for its defaults)
+    sets the GPU decoder's hardware load and memory preallocation;
+    ``num_threads`` is DALI's CPU thread count (also the GPU decoder's
+    host-side threads).
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
     ``(crop, crop, 3)`` images and int32 labels, on the GPU (mixed ROI decoder)
@@ -173,26 +181,28 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     """
     check_int("crop", crop, 1)
     antialias = check_bool("antialias", antialias)
+    decoder = _decoder(decoder)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
     return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
-                  crop=crop, device=device, antialias=antialias, **kwargs)
+                  crop=crop, device=device, antialias=antialias, decoder=decoder, **kwargs)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
-                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2):
+                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2, decoder=None):
     """ImageNet validation pipeline: shorter side to ``resize``, then a center ``crop``.
 
     ``resize`` defaults to ``crop * 256 / 224`` (256 for 224). Outputs are as
-    for ``imagenet_train``, without shuffling.
+    for ``imagenet_train``, without shuffling; ``decoder`` as there.
     """
     check_int("crop", crop, 1)
+    decoder = _decoder(decoder)
     resize = round(crop * 256 / 224) if resize is None else check_int("resize", resize, 1)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)
     return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
-                  crop=crop, resize=resize, device=device, **kwargs)
+                  crop=crop, resize=resize, device=device, decoder=decoder, **kwargs)

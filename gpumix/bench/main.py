@@ -28,7 +28,7 @@ from gpumix._checks import check_bool, check_float, check_int
 from gpumix.bench import loaders, operator
 from gpumix.runinfo import run_record
 
-__all__ = ["BenchConfig", "format_loader_table", "format_report", "main", "measure", "parse_args", "run"]
+__all__ = ["BenchConfig", "GpuMemory", "format_loader_table", "format_report", "main", "measure", "parse_args", "run"]
 
 # The clock every loader timing reads; tests replace it to prove figures are measured.
 _clock = time.perf_counter
@@ -170,6 +170,33 @@ class _HostMemory:
         return False
 
 
+class GpuMemory:
+    """The GPU memory one loader adds while it is built and warmed up: the device's used memory
+    (``cudaMemGetInfo``: DALI's pools and nvJPEG's buffers, torch's cache, everything) after, minus before.
+
+    ``added`` is None without CUDA. Like host memory, memory that loaders
+    share is counted for the first one that allocates it.
+    """
+
+    def __init__(self, cuda):
+        self.cuda, self.added = cuda, None
+
+    @staticmethod
+    def used():
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info()
+        return total - free
+
+    def __enter__(self):
+        self.before = self.used() if self.cuda else None
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda and exc[0] is None:
+            self.added = max(0, self.used() - self.before)
+        return False
+
+
 # --- interleaved measurement ------------------------------------------------------------------------------
 def _turn(variant, seconds, cuda):
     """One timed turn: the stock the loader prepared while idle is served untimed, then ``seconds`` of batches.
@@ -227,16 +254,16 @@ def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=T
     built and before the others (shared one-off costs: kernel compilation).
     """
     order = sorted(variants, key=lambda v: not v.torch_side)
-    memory = {}
+    memory, gpu_memory = {}, {}
     for v in tqdm(order, desc="build + warm-up", unit="loader", disable=not progress):
         if prepare is not None and not v.torch_side:
             prepare()
             prepare = None
-        with _HostMemory() as mem:
+        with _HostMemory() as mem, GpuMemory(cuda) as gpu_mem:
             v.start()
             for _ in range(warmup):
                 v.step()
-        memory[v.key] = mem.added
+        memory[v.key], gpu_memory[v.key] = mem.added, gpu_mem.added
     rates = {v.key: [] for v in variants}
     stats = {v.key: {"images": 0, "seconds": 0.0, "cuda_peak": None} for v in variants}
     rng = random.Random(seed)
@@ -259,6 +286,7 @@ def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=T
                         "min_images_per_s": min(r), "max_images_per_s": max(r), "per_round_images_per_s": r,
                         "timed_images": stats[v.key]["images"], "timed_seconds": stats[v.key]["seconds"],
                         "untimed_batches_per_turn": v.ready + 1, "host_memory_added_bytes": memory[v.key],
+                        "gpu_memory_added_bytes": gpu_memory[v.key],
                         "cuda_peak_added_bytes": stats[v.key]["cuda_peak"]})
     return results
 
@@ -344,11 +372,15 @@ def format_loader_table(report):
     """The loaders section as a text table, with how many times faster gpumix is than each loader."""
     sec = report["loaders"]
     width = max(len(r["name"]) for r in sec["results"] + sec["skipped"])
-    lines = [f"{'loader':<{width}} {'images/s':>9} {'min-max':>13} {'MB added':>9} {'gpumix is':>10}"]
+    gpu = any(r.get("gpu_memory_added_bytes") is not None for r in sec["results"])
+    lines = [f"{'loader':<{width}} {'images/s':>9} {'min-max':>13} {'MB added':>9}"
+             + (f" {'GPU MB':>7}" if gpu else "") + f" {'gpumix is':>10}"]
     for r in sec["results"]:
         spread = f"{r['min_images_per_s']:.0f}-{r['max_images_per_s']:.0f}"
         lines.append(f"{r['name']:<{width}} {r['images_per_s']:>9.0f} {spread:>13} "
-                     f"{_mb(r['host_memory_added_bytes']):>9} {r['gpumix_is']:>9.2f}x")
+                     f"{_mb(r['host_memory_added_bytes']):>9}"
+                     + (f" {_mb(r.get('gpu_memory_added_bytes')):>7}" if gpu else "")
+                     + f" {r['gpumix_is']:>9.2f}x")
     for s in sec["skipped"]:
         lines.append(f"{s['name']:<{width}} skipped: {s['reason']}")
     o = sec["mixup_overhead"]
@@ -359,7 +391,8 @@ def format_loader_table(report):
     if a:
         lines.append(f"antialiasing the training resize costs {100 * a['median']:.1f}% against antialias=False "
                      f"(paired rounds, {100 * a['min']:.1f}% to {100 * a['max']:.1f}%)")
-    lines.append("MB added: host memory the loader added while built and warmed up (docs/benchmarks.md)")
+    lines.append("MB added: host memory the loader added while built and warmed up (docs/benchmarks.md)"
+                 + ("; GPU MB: the same for the device's memory (cudaMemGetInfo)" if gpu else ""))
     return "\n".join(lines)
 
 

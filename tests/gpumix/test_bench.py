@@ -46,6 +46,7 @@ def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
         assert r["name"] and 0 < r["min_images_per_s"] <= r["images_per_s"] <= r["max_images_per_s"]
         assert len(r["per_round_images_per_s"]) == 2 and r["timed_images"] >= 8 and r["timed_seconds"] > 0
         assert r["host_memory_added_bytes"] is not None and r["cuda_peak_added_bytes"] is None
+        assert r["gpu_memory_added_bytes"] is None  # no CUDA here
     assert rows[0]["gpumix_is"] == 1.0
     overhead = report["loaders"]["mixup_overhead"]
     assert overhead["of"] == "gpumix" and overhead["over"] == "normalize_only" and len(overhead["per_round"]) == 2
@@ -183,3 +184,22 @@ def test_pipeline_cli_still_runs(datasets, tmp_path, capsys):
     assert pipeline.main(["--data", datasets["imagenet"], "--batch-size", "5", "--batches", "1", "--warmup", "1",
                           "--repeats", "1", "--json", str(out)]) == 0
     assert all(r["images_per_s"] > 0 for r in json.loads(out.read_text())["results"])
+
+
+def test_gpu_memory_is_the_devices_used_memory_added_and_shown_beside_host_memory(monkeypatch):
+    """Without a GPU: cudaMemGetInfo replaced by a fake device whose used memory grows by 300 MiB."""
+    free = iter([(8 << 30), (8 << 30) - (300 << 20)])
+    monkeypatch.setattr(bench.torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(bench.torch.cuda, "mem_get_info", lambda: (next(free), 16 << 30))
+    with bench.GpuMemory(True) as mem:
+        pass
+    assert mem.added == 300 << 20
+    with bench.GpuMemory(False) as off:
+        pass
+    assert off.added is None
+    row = {"name": "gpumix", "images_per_s": 10.0, "min_images_per_s": 9.0, "max_images_per_s": 11.0,
+           "host_memory_added_bytes": 100 << 20, "gpu_memory_added_bytes": 300 << 20, "gpumix_is": 1.0}
+    table = bench.format_loader_table({"loaders": {"results": [row], "skipped": [], "mixup_overhead": None}})
+    header, line = table.splitlines()[:2]
+    assert "MB added  GPU MB" in header and line.split()[-3:] == ["100", "300", "1.00x"]
+    assert "GPU MB: the same for the device's memory (cudaMemGetInfo)" in table
