@@ -28,16 +28,20 @@ CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def imagenet_split(data, split):
-    """What ``imagenet_train``/``imagenet_val`` take for ``DIR/split``: a folder, a file list or shard paths."""
+    """What ``imagenet_train``/``imagenet_val`` take for ``DIR/split``: a file list, shard paths or a folder.
+
+    The file list ``DIR/split.txt`` wins over a ``DIR/split/`` folder beside it:
+    it is the clean list ``gpumix-scan DIR/split --output DIR/split.txt`` writes.
+    """
     if data is None:
         raise ValueError("data: --data is required (the dataset root)")
     folder = os.path.join(os.fspath(data), split)
-    if os.path.isdir(folder):
-        tars = sorted(glob.glob(os.path.join(folder, "*.tar")))
-        return tars if tars else folder
     listing = folder + ".txt"
     if os.path.isfile(listing):
         return listing
+    if os.path.isdir(folder):
+        tars = sorted(glob.glob(os.path.join(folder, "*.tar")))
+        return tars if tars else folder
     raise FileNotFoundError(f"data: {data} has neither a {split}/ folder nor a {split}.txt file list "
                             "(expected DIR/train and DIR/val)")
 
