@@ -144,7 +144,7 @@ class WebDatasetSource(ShardedSource):
 
     def close(self):
         """Close the tar files this source opened (it reopens them if asked for samples again)."""
-        files, self._files = self._files, {}
+        files, self._files = getattr(self, "_files", {}), {}
         for fd in files.values():
             os.close(fd)
 
