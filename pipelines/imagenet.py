@@ -68,16 +68,18 @@ def imagenet_source(data):
     return "folder", path
 
 
-def _read(source, *, shuffle, seed, shard_id, num_shards, feed):
+def _read(source, *, shuffle, seed, shard_id, num_shards, feed, parallel=False):
     """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels).
 
-    ``feed`` is the ``WebDatasetSource`` of a WebDataset source (None otherwise).
+    ``feed`` is the ``WebDatasetSource`` of a WebDataset source (None otherwise);
+    ``parallel`` reads it in the pipeline's Python worker processes.
     """
     # pad the shard's last batch so that iterators can drop the padding: exactly once per epoch
     common = dict(name=READER_NAME, shard_id=shard_id, num_shards=num_shards, pad_last_batch=True)
     if source[0] == "webdataset":
         # gpumix's own source: the tars dealt out afresh to the shards every epoch (webdataset.py)
-        images, labels = fn.external_source(source=feed, num_outputs=2, batch=False, dtype=[types.UINT8, types.INT32])
+        images, labels = fn.external_source(source=feed, num_outputs=2, batch=False, parallel=parallel,
+                                            dtype=[types.UINT8, types.INT32])
     else:
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
         shuffling = dict(shuffle_after_epoch=True, shuffle_after_epoch_seed=seed) if shuffle else {}
@@ -110,12 +112,14 @@ def train_resize(images, crop, antialias=True):
     return fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=antialias)
 
 
-def _build(graph, source, train, *, reader_seed, shard_id, num_shards, **kwargs):
+def _build(graph, source, train, *, reader_seed, shard_id, num_shards, reader_workers, **kwargs):
     """The pipeline of ``graph(source, reader=..., **kwargs)`` with its reader's failure explanation.
 
     ``reader_seed`` is the user's seed (the shuffling's, the same on every
-    shard); ``kwargs`` holds the graph's arguments and the Pipeline's.
-    A WebDataset source is fed by a ``WebDatasetSource``, whose pipeline
+    shard); ``reader_workers`` > 0 reads WebDataset samples in that many
+    worker processes (DALI's parallel external source; the failure replay
+    reads in-process); ``kwargs`` holds the graph's arguments and the
+    Pipeline's. A WebDataset source is fed by a ``WebDatasetSource``, whose pipeline
     answers ``reader_meta`` for it and names a bad sample as ``tar:key``.
     """
     feed = None
@@ -123,7 +127,12 @@ def _build(graph, source, train, *, reader_seed, shard_id, num_shards, **kwargs)
         feed = WebDatasetSource(source[1], source[2], batch_size=kwargs["batch_size"], shard_id=shard_id,
                                 num_shards=num_shards, seed=reader_seed, shuffle=train, buffer=SHUFFLE_BUFFER)
     reader = dict(seed=reader_seed, shard_id=shard_id, num_shards=num_shards, feed=feed)
-    pipe = graph(source, reader=reader, **kwargs)
+    if feed is not None and reader_workers > 0:
+        # worker processes read the samples, off the training process's GIL; spawned, as CUDA needs
+        kwargs.update(py_num_workers=reader_workers, py_start_method="spawn")
+        pipe = graph(source, reader=dict(reader, parallel=True), **kwargs)
+    else:
+        pipe = graph(source, reader=reader, **kwargs)
     describe = None if feed is None else (lambda i, k: feed.describe(feed.locate(i, k)[1]))
     return make_explaining(pipe, lambda: _read(source, shuffle=train, **reader), kwargs["prefetch_queue_depth"] + 1,
                            describe=describe, meta=None if feed is None else feed.meta())
@@ -161,7 +170,8 @@ def _imagenet_val(source, crop, resize, device, reader, decoder):
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True, decoder=None):
+                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True, decoder=None,
+                   reader_workers=0):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     The crop window is resized with antialiasing (``train_resize``), as
@@ -170,7 +180,9 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     what it saves). ``decoder`` (a ``DecoderConfig``, None for its defaults)
     sets the GPU decoder's hardware load and memory preallocation;
     ``num_threads`` is DALI's CPU thread count (also the GPU decoder's
-    host-side threads).
+    host-side threads). WebDataset shards are read by a Python callback,
+    in the calling process (``reader_workers=0``) or in that many spawned
+    worker processes, off the training loop's GIL; other sources ignore it.
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
     ``(crop, crop, 3)`` images and int32 labels, on the GPU (mixed ROI decoder)
@@ -182,27 +194,32 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     check_int("crop", crop, 1)
     antialias = check_bool("antialias", antialias)
     decoder = _decoder(decoder)
+    check_int("reader_workers", reader_workers, 0)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
     return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
-                  crop=crop, device=device, antialias=antialias, decoder=decoder, **kwargs)
+                  reader_workers=reader_workers, crop=crop, device=device, antialias=antialias, decoder=decoder,
+                  **kwargs)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
-                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2, decoder=None):
+                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2, decoder=None, reader_workers=0):
     """ImageNet validation pipeline: shorter side to ``resize``, then a center ``crop``.
 
     ``resize`` defaults to ``crop * 256 / 224`` (256 for 224). Outputs are as
-    for ``imagenet_train``, without shuffling; ``decoder`` as there.
+    for ``imagenet_train``, without shuffling; ``decoder`` and
+    ``reader_workers`` as there.
     """
     check_int("crop", crop, 1)
     decoder = _decoder(decoder)
+    check_int("reader_workers", reader_workers, 0)
     resize = round(crop * 256 / 224) if resize is None else check_int("resize", resize, 1)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)
     return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
-                  crop=crop, resize=resize, device=device, decoder=decoder, **kwargs)
+                  reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder,
+                  **kwargs)

@@ -92,6 +92,7 @@ class TrainConfig:
     crop: int | None = None
     val_resize: int | None = None
     num_threads: int = 4
+    reader_workers: int = 0
     # the GPU decoder's knobs (gpumix.pipelines.DecoderConfig, which says where each default comes from)
     hw_decoder_load: float = DecoderConfig.hw_decoder_load
     device_memory_padding: int = DecoderConfig.device_memory_padding
@@ -139,6 +140,7 @@ class TrainConfig:
         self.crop = _optional_int("crop", self.crop, 1)
         self.val_resize = _optional_int("val_resize", self.val_resize, 1)
         self.num_threads = check_int("num_threads", self.num_threads, 1)
+        self.reader_workers = check_int("reader_workers", self.reader_workers, 0)
         decoder = self.decoder  # validates the GPU decoder's fields, naming the bad one
         for field in dataclasses.fields(decoder):
             setattr(self, field.name, getattr(decoder, field.name))
@@ -241,7 +243,7 @@ _FLAGS = (  # (field, type or action, choices)
     ("dist_timeout", float, None), ("milestones", "ints", None), ("gamma", float, None), ("momentum", float, None),
     ("nesterov", "store_true", None), ("val_resize", int, None), ("hw_decoder_load", float, None),
     ("device_memory_padding", int, None), ("host_memory_padding", int, None), ("preallocate_width_hint", int, None),
-    ("preallocate_height_hint", int, None),
+    ("preallocate_height_hint", int, None), ("reader_workers", int, None),
 )
 _HELP = {
     "recipe": "a shipped recipe name or a .yaml path; flags override its settings",
@@ -249,6 +251,7 @@ _HELP = {
     "max_steps": "stop after this many optimizer steps (for smoke tests)",
     "resume": "continue from OUTPUT/checkpoint.pt",
     "num_threads": "DALI threads per rank (CPU decoding and augmentation; the GPU decoder's host threads)",
+    "reader_workers": "processes that read WebDataset shards per rank (0: the training process)",
     "hw_decoder_load": "share of JPEGs for the GPU's hardware JPEG decoder (A100/H100), 0-1",
     "device_memory_padding": "bytes nvJPEG pads each GPU buffer with; one buffer per DALI thread",
     "host_memory_padding": "bytes nvJPEG pads each pinned host buffer with; two buffers per DALI thread",

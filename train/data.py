@@ -85,9 +85,9 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
     checkpoint = None if train_state is None else train_state["dali"]
     if cfg.dataset == "imagenet":
         train_pipe = imagenet_train(imagenet_split(cfg.data, "train"), crop=cfg.crop, checkpoint=checkpoint,
-                                    decoder=cfg.decoder, **common)
+                                    decoder=cfg.decoder, reader_workers=cfg.reader_workers, **common)
         val_pipe = imagenet_val(imagenet_split(cfg.data, "val"), crop=cfg.crop, resize=cfg.val_resize,
-                                decoder=cfg.decoder, **common)
+                                decoder=cfg.decoder, reader_workers=cfg.reader_workers, **common)
     else:
         train_pipe = cifar_train(cfg.data, dataset=cfg.dataset, checkpoint=checkpoint, **common)
         val_pipe = cifar_val(cfg.data, dataset=cfg.dataset, **common)

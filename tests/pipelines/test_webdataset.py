@@ -157,3 +157,24 @@ def test_labels_come_out_as_int32(photos):
     _, labels = pipe.run()
     y = np.array(labels.as_tensor())
     assert y.dtype == np.int32 and y.shape == (5, 1) and y.ravel().tolist() == [0, 1, 2, 3, 4]
+
+
+def test_reader_workers_read_the_same_stream_and_resume_exactly(photos):
+    """reader_workers=1: the samples are read in a spawned worker process; same batches, same resume."""
+    def loader(workers, state=None):
+        pipe = imagenet_train(photos["webdataset"], batch_size=3, crop=16, device="cpu", num_threads=1, seed=5,
+                              reader_workers=workers, checkpoint=None if state is None else state["dali"])
+        return gpumix.MixupIterator(pipe, None, mean=[120.0] * 3, std=[60.0] * 3, state=state)
+
+    in_process = [labels.tolist() for _, labels in loader(0)]
+    parallel = loader(1)
+    first = [labels.tolist() for _, labels in parallel]
+    assert first == in_process and sorted(sum(first, [])) == list(range(TOTAL))
+    state = parallel.state_dict()
+    want = [labels.tolist() for _, labels in parallel]
+    assert [labels.tolist() for _, labels in loader(1, state)] == want
+
+
+def test_reader_workers_must_be_a_count(photos):
+    with pytest.raises(ValueError, match=r"reader_workers must be >= 0, got -1"):
+        imagenet_train(photos["webdataset"], batch_size=2, device="cpu", reader_workers=-1)
