@@ -203,3 +203,29 @@ def test_gpu_memory_is_the_devices_used_memory_added_and_shown_beside_host_memor
     header, line = table.splitlines()[:2]
     assert "MB added  GPU MB" in header and line.split()[-3:] == ["100", "300", "1.00x"]
     assert "GPU MB: the same for the device's memory (cudaMemGetInfo)" in table
+
+
+def test_resize_and_reader_benchmarks_run_on_tiny_data(photos, capsys):
+    from gpumix.bench import reader, resize
+
+    assert resize.main(["--data", photos["folder"], "--batch-size", "4", "--threads", "1", "--rounds", "2",
+                        "--batches", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "antialiased resize (default)" in out and "antialiased / aliased resize time, paired rounds" in out
+    assert reader.main([*photos["webdataset"], "--batch-size", "4", "--threads", "1", "--rounds", "2",
+                        "--batches", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "DALI readers.webdataset + python_function label" in out and "gpumix WebDatasetSource" in out
+    rates = reader.measure_readers(photos["webdataset"], batch_size=4, threads=1, rounds=2, batches=1)
+    assert all(len(r) == 2 and min(r) > 0 for r in rates.values())
+
+
+def test_resize_and_reader_benchmarks_refuse_bad_counts(photos, capsys):
+    from gpumix.bench import reader, resize
+
+    with pytest.raises(SystemExit):
+        resize.main(["--rounds", "0"])
+    assert "--rounds must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reader.main([*photos["webdataset"], "--batch-size", "0"])
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
