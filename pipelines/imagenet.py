@@ -9,7 +9,6 @@ of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
 """
 import os
 
-import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
 from gpumix._checks import check_bool, check_int
@@ -189,7 +188,9 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     or the CPU. Checkpointing is on; pass ``checkpoint=`` (a string from
     ``Pipeline.checkpoint()``) to resume. ``prefetch_queue_depth`` is DALI's
     (batches prepared ahead of the consumer). Shuffling depends on ``(seed, epoch)``
-    only, and the ``num_shards`` shards split each epoch's permutation.
+    only, and the ``num_shards`` shards split each epoch's permutation
+    (WebDataset shards: each epoch's permutation of the tars, then a local
+    shuffle per ``(seed, epoch, shard_id)``; ``gpumix.pipelines.webdataset``).
     """
     check_int("crop", crop, 1)
     antialias = check_bool("antialias", antialias)
