@@ -49,6 +49,7 @@ def _unreadable(reason):
     for token in reason.replace("'", " ").replace('"', " ").split():
         if not os.path.isabs(token):
             continue
+        token = os.path.normpath(token)  # DALI joins the list's folder and a relative ../ path as they are
         if not os.path.exists(token):
             return f"missing file {token} (it does not exist)"
         if os.path.isfile(token) and os.path.getsize(token) == 0:

@@ -15,7 +15,7 @@ from gpumix._checks import check_bool, check_int
 from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
 from gpumix.pipelines.decoder import DecoderConfig
-from gpumix.pipelines.file_list import read_file_list
+from gpumix.pipelines.file_list import check_file_list
 from gpumix.pipelines.webdataset import WebDatasetSource
 
 __all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
@@ -30,12 +30,12 @@ SHUFFLE_BUFFER = 1024
 
 
 def imagenet_source(data):
-    """Classify ``data``: ('folder', root), ('file_list', path, files, labels) or ('webdataset', tars, indexes).
+    """Classify ``data``: ('folder', root), ('file_list', path) or ('webdataset', tars, indexes).
 
-    A file list is read here (``read_file_list``): ``files`` are its absolute
-    paths and ``labels`` its int labels. Errors name the path: a missing or
-    empty folder, a folder without class subfolders, an empty file list or a
-    bad line of one (``path:line``), a shard that is not ``.tar`` or lacks its index.
+    A file list is checked line by line here (``check_file_list``). Errors
+    name the path: a missing or empty folder, a folder without class
+    subfolders, an empty file list or a bad line of one (``path:line``), a
+    shard that is not ``.tar`` or lacks its index.
     """
     if isinstance(data, (list, tuple)):
         if not data:
@@ -56,8 +56,8 @@ def imagenet_source(data):
     if os.path.isfile(path):
         if os.path.getsize(path) == 0:
             raise ValueError(f"data: the file list {path} is empty")
-        files, labels = read_file_list(path)
-        return "file_list", path, files, labels
+        check_file_list(path)
+        return "file_list", path
     entries = os.listdir(path)
     if not entries:
         raise ValueError(f"data: the folder {path} is empty")
@@ -83,8 +83,9 @@ def _read(source, *, shuffle, seed, shard_id, num_shards, feed, parallel=False):
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
         shuffling = dict(shuffle_after_epoch=True, shuffle_after_epoch_seed=seed) if shuffle else {}
         if source[0] == "file_list":
-            # the list's paths resolved by gpumix's convention (file_list.py), not DALI's file_root rule
-            images, labels = fn.readers.file(files=source[2], labels=source[3], **shuffling, **common)
+            # DALI's rule with file_root = the list's folder is gpumix's convention (file_list.py)
+            root = os.path.dirname(os.path.abspath(source[1]))
+            images, labels = fn.readers.file(file_list=source[1], file_root=root, **shuffling, **common)
         else:
             images, labels = fn.readers.file(file_root=source[1], **shuffling, **common)
     return images, fn.cast(labels, dtype=types.INT32)

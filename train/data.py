@@ -14,6 +14,7 @@ import torch
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
 from gpumix.pipelines import cifar_train, cifar_val, imagenet_train, imagenet_val
+from gpumix.pipelines.file_list import check_file_list
 from gpumix.pipelines.imagenet import imagenet_source
 
 __all__ = ["MEAN", "STD", "imagenet_split", "num_classes_of", "input_dtype", "build_loaders"]
@@ -57,7 +58,7 @@ def num_classes_of(dataset, train_source):
     if kind[0] == "folder":
         return sum(os.path.isdir(os.path.join(kind[1], e)) for e in os.listdir(kind[1]))
     if kind[0] == "file_list":
-        return max(kind[3]) + 1
+        return check_file_list(kind[1])[1] + 1
     return 1000
 
 

@@ -151,8 +151,10 @@ def resolve_data(data, *, num_classes=None, image_size=224):
                              "subfolder)") from None
         classes = sum(os.path.isdir(os.path.join(path, e)) for e in os.listdir(path))
         return _imagenet_spec(path, source, num_classes, image_size, classes, embedded=embedded)
-    source = imagenet_source(path)  # reads the list: errors name its path and line
-    return _imagenet_spec(path, source, num_classes, image_size, max(source[3]) + 1)
+    from gpumix.pipelines.file_list import check_file_list
+
+    source = imagenet_source(path)  # checks the list: errors name its path and line
+    return _imagenet_spec(path, source, num_classes, image_size, check_file_list(path)[1] + 1)
 
 
 def _imagenet_spec(data, source, num_classes, image_size, classes, embedded=False):

@@ -19,7 +19,10 @@ from gpumix.tools import scan
 
 
 def _epoch(builder, data, total=20, batch=8):
-    """(source paths, labels) of one epoch of a 1-shard pipeline (padding dropped)."""
+    """(absolute paths, labels) of one epoch of a 1-shard pipeline (padding dropped).
+
+    DALI's source info is the path as the list writes it: joined to the list's folder here.
+    """
     pipe = builder(data, batch_size=batch, crop=32, device="cpu", num_threads=1, seed=3)
     pipe.build()
     paths, labels = [], []
@@ -27,7 +30,7 @@ def _epoch(builder, data, total=20, batch=8):
         images, y = pipe.run()
         y = np.array(y.as_tensor()).ravel()
         for i in range(min(len(images), total - len(paths))):
-            paths.append(images[i].source_info())
+            paths.append(os.path.normpath(os.path.join(os.path.dirname(data), images[i].source_info())))
             labels.append(int(y[i]))
     return paths, labels
 
@@ -129,3 +132,15 @@ def test_a_missing_file_is_reported_as_missing_by_its_path(photos, tmp_path, abs
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith(f"DALI could not read a file of the dataset: missing file {missing} (it does not "
                                  "exist). The pipeline is no longer valid"), out.stdout
+
+
+def test_spaces_blank_lines_and_crlf_as_the_list_reader_reads_them(photos, tmp_path):
+    """DALI's reader (which the pipelines hand the list) and read_file_list agree on the format's corners."""
+    (tmp_path / "with space").mkdir()
+    shutil.copy(photos["files"][0], tmp_path / "with space" / "a b.jpg")
+    shutil.copy(photos["files"][1], tmp_path / "c.jpg")
+    (tmp_path / "list.txt").write_bytes(f"with space/a b.jpg 7\r\n\n   \n{tmp_path}/c.jpg 9\n".encode())
+    assert read_file_list(str(tmp_path / "list.txt")) == (
+        [str(tmp_path / "with space" / "a b.jpg"), str(tmp_path / "c.jpg")], [7, 9])
+    paths, labels = _epoch(imagenet_val, str(tmp_path / "list.txt"), total=2, batch=2)
+    assert paths == [str(tmp_path / "with space" / "a b.jpg"), str(tmp_path / "c.jpg")] and labels == [7, 9]
