@@ -18,7 +18,7 @@ behaviour instead, with DALI's exactly-once guarantee:
 Samples are read by their byte offsets in the DALI index (``wds2idx``'s
 ``.idx`` beside each ``.tar``), one ``os.pread`` per component (it releases
 the GIL while reading). The indexes are parsed when the pipeline is created:
-for ImageNet-sized shards (1281 tars of 1000 samples) about 17 s and 180 MB
+for ImageNet-sized shards (1281 tars of 1000 samples) about 17 s and 85 MB
 on this project's 2-core machine (a one-off measurement with generated
 indexes, not a benchmark); the offsets are kept as numpy arrays, the keys
 only read again to name a bad sample. The ``.cls`` label is parsed in the same callback,
