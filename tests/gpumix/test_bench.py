@@ -229,3 +229,30 @@ def test_resize_and_reader_benchmarks_refuse_bad_counts(photos, capsys):
     with pytest.raises(SystemExit):
         reader.main([*photos["webdataset"], "--batch-size", "0"])
     assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_decoder_sweep_grid_and_its_checks(photos, capsys):
+    import torch
+
+    from gpumix.bench import decoder
+
+    grid = decoder.settings_grid([0.0, 1.0], [2, 4])
+    assert [g[1].get("hw_decoder_load") for g in grid] == [0.0, 0.0, 1.0, 1.0, None]
+    assert grid[-1][1] == decoder.OLD_PADDINGS and grid[-1][2] == 4
+    with pytest.raises(SystemExit):
+        decoder.main(["--data", photos["folder"], "--loads", "1.5"])
+    assert "--loads must be in [0, 1], got 1.5" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert decoder.main(["--data", photos["folder"]]) == 2
+        assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_decoder_sweep_runs_on_a_gpu(photos, tmp_path, capsys):
+    from gpumix.bench import decoder
+
+    out = tmp_path / "d.json"
+    assert decoder.main(["--data", photos["folder"], "--loads", "0", "1", "--threads", "1", "--batch-size", "4",
+                         "--batches", "2", "--rounds", "1", "--warmup", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 3 and all(r["images_per_s"] > 0 and r["gpu_memory_added_bytes"] >= 0 for r in rows)
