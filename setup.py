@@ -36,8 +36,9 @@ setup(
         # cuda13 matches the CUDA 13 torch PyPI serves (the README's commands), cuda12 is for CUDA 12 drivers.
         "cuda13": ["nvidia-dali-cuda130>=2.0,<3", "numba-cuda[cu13]>=0.15,<1"],
         "cuda12": ["nvidia-dali-cuda120>=1.40,<3", "numba-cuda[cu12]>=0.15,<1"],
-        # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0"],
+        # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping;
+        # scikit-learn and scikit-image ship the real photographs the pipeline tests crop (tests/conftest.py)
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0", "scikit-image>=0.19"],
         # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)
         "digits": ["scikit-learn>=1.0"],
         # the trainer's optional --tensorboard logs

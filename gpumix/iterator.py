@@ -274,7 +274,12 @@ class MixupIterator:
         return self._pipeline.max_batch_size
 
     def __len__(self):
-        """Batches per epoch on this shard, under the last-batch policy."""
+        """Batches per epoch on this shard, under the last-batch policy (DALI's count).
+
+        With shards of unequal sizes and the PARTIAL policy, a smaller shard
+        yields one batch fewer in an epoch whose last batch would hold only
+        padding: the count is then an upper bound.
+        """
         return len(self._dali)
 
     def __iter__(self):
@@ -286,6 +291,11 @@ class MixupIterator:
                 self._pending_end = False
                 raise StopIteration
             out = next(self._dali)[0]
+            while out["images"].shape[0] == 0:
+                # Uneven shards: DALI pads every shard to the largest one's batch count, so under the
+                # PARTIAL policy a smaller shard's last batch can hold padding only. It has no sample to
+                # yield: the epoch is over (DALI's next call ends it).
+                out = next(self._dali)[0]
         except StopIteration:
             self._epoch += 1
             self._step = 0

@@ -7,18 +7,22 @@ wherever a batch is consumed (``run``, and ``outputs``/``share_outputs``, which
 DALI's iterators call), replays the reader alone (no decoding) up to the
 failed batches, decodes their encoded bytes with Pillow to find the culprits,
 and raises a ``DatasetFileError`` that names them. A file the reader itself
-cannot read (DALI cannot map an empty file) is reported with DALI's own
-reason, which names the path. This costs nothing until a run fails.
+cannot read is reported by the path DALI names: as missing when it does not
+exist, as empty when it has no bytes, else as unreadable with DALI's reason.
+This costs nothing until a run fails.
 
 The replay starts from the reader's first batch, so in a pipeline restored
 from a checkpoint it may find nothing; DALI's own error is raised then.
 """
+import os
+
 import numpy as np
 from nvidia.dali import Pipeline, pipeline_def
 
 from gpumix._imagecheck import why_undecodable
+from gpumix.pipelines.sharding import SourcePipeline
 
-__all__ = ["DatasetFileError", "ExplainingPipeline", "make_explaining"]
+__all__ = ["DatasetFileError", "ExplainingPipeline", "ExplainingSourcePipeline", "make_explaining"]
 
 _ADVICE = "The pipeline is no longer valid: rebuild it, and clean the dataset first with gpumix-scan."
 
@@ -38,6 +42,19 @@ def _dali_reason(error):
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and not line.strip().startswith(("C++ context", "Current pipeline object"))]
     return " ".join(lines) if lines else str(error).strip()
+
+
+def _unreadable(reason):
+    """What is wrong with the file that DALI's reading ``reason`` names: a phrase naming its path."""
+    for token in reason.replace("'", " ").replace('"', " ").split():
+        if not os.path.isabs(token):
+            continue
+        token = os.path.normpath(token)  # DALI joins the list's folder and a relative ../ path as they are
+        if not os.path.exists(token):
+            return f"missing file {token} (it does not exist)"
+        if os.path.isfile(token) and os.path.getsize(token) == 0:
+            return f"empty file {token}"
+    return f"an unreadable file: {reason}"
 
 
 class ExplainingPipeline(Pipeline):
@@ -88,24 +105,33 @@ class ExplainingPipeline(Pipeline):
                 for k in range(len(encoded)):
                     why = why_undecodable(np.array(encoded[k]).tobytes())
                     if why is not None:
-                        bad.append(f"{encoded[k].source_info()} ({why})")
+                        bad.append(f"{encoded[k].source_info() or self._gpumix_describe(i, k)} ({why})")
         except RuntimeError as replay_error:
-            # The reader itself failed (such as an empty file, which DALI cannot map): DALI names the file.
-            reason = _dali_reason(replay_error)
-            return DatasetFileError(f"DALI could not read a file of the dataset: {reason} (an empty or unreadable "
-                                    f"file). {_ADVICE}")
+            # The reader itself failed (a missing or empty file, which DALI cannot map): DALI names the file.
+            return DatasetFileError(f"DALI could not read a file of the dataset: "
+                                    f"{_unreadable(_dali_reason(replay_error))}. {_ADVICE}")
         if not bad:
             return None
         return DatasetFileError(f"DALI could not decode {'; '.join(dict.fromkeys(bad))}. {_ADVICE}")
 
 
-def make_explaining(pipe, read, lookahead):
+class ExplainingSourcePipeline(ExplainingPipeline, SourcePipeline):
+    """An ExplainingPipeline fed by a ``sharding.ShardedSource`` (it answers ``reader_meta`` for it)."""
+
+
+def make_explaining(pipe, read, lookahead, *, describe=None, meta=None):
     """Turn a freshly created Pipeline into an ExplainingPipeline.
 
     ``read()`` builds the same reader (encoded images, labels) in a new graph;
-    ``lookahead`` is how many batches DALI may be preparing at a failure.
+    ``lookahead`` is how many batches DALI may be preparing at a failure;
+    ``describe(iteration, index)`` names a sample that carries no DALI source
+    info (an external source's); ``meta``, a ``ShardedSource.meta()``, makes
+    the pipeline answer ``reader_meta`` for that source.
     """
-    pipe.__class__ = ExplainingPipeline
+    pipe.__class__ = ExplainingPipeline if meta is None else ExplainingSourcePipeline
+    if meta is not None:
+        pipe.gpumix_reader_meta = meta
     pipe._gpumix_runs = 0
     pipe._gpumix_replay = (read, lookahead)
+    pipe._gpumix_describe = describe or (lambda i, k: f"sample {k} of batch {i}")
     return pipe

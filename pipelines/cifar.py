@@ -1,19 +1,19 @@
 """CIFAR-10/100 DALI pipelines: the dataset held in memory, fed to DALI sample by sample.
 
-The source behaves like a DALI reader with ``pad_last_batch=True``: epoch
-``e`` of shard ``s`` is the shard's slice of one permutation drawn from
-``(seed, e)``, its last batch padded with its last sample, and epochs follow
-each other without a break. The pipeline's ``reader_meta("Reader")`` reports
-the same numbers a DALI reader would, so DALI's iterators (and gpumix's) find
-the epoch size by the reader's name, drop the padding and count epochs.
+The source (a ``sharding.ShardedSource``) behaves like a DALI reader with
+``pad_last_batch=True``: epoch ``e`` of shard ``s`` is the shard's slice of
+one permutation drawn from ``(seed, e)``, its last batch padded with its last
+sample, and epochs follow each other without a break. The pipeline's
+``reader_meta("Reader")`` reports the same numbers a DALI reader would, so
+DALI's iterators (and gpumix's) find the epoch size by the reader's name,
+drop the padding and count epochs.
 """
-import math
-
 import numpy as np
-from nvidia.dali import Pipeline, fn, pipeline_def, types
+from nvidia.dali import fn, pipeline_def, types
 
-from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
+from gpumix.pipelines._common import existing_path, pipeline_settings
 from gpumix.pipelines.cifar_files import load_cifar
+from gpumix.pipelines.sharding import ShardedSource, SourcePipeline
 
 __all__ = ["cifar_train", "cifar_val", "ShardSource", "InMemoryPipeline"]
 
@@ -23,19 +23,13 @@ SIZE = 32
 CROP_POSITIONS = [k / (2 * PAD) for k in range(2 * PAD + 1)]
 
 
-class ShardSource:
-    """Per-sample ``external_source`` callback over an in-memory dataset."""
+class ShardSource(ShardedSource):
+    """Per-sample ``external_source`` callback over an in-memory dataset (``ShardedSource``'s sharding)."""
 
     def __init__(self, images, labels, *, batch_size, shard_id, num_shards, seed, shuffle):
+        super().__init__(len(images), batch_size=batch_size, shard_id=shard_id, num_shards=num_shards)
         self.images, self.labels = images, labels
-        n = len(images)
-        # DALI's shard boundaries: shard s holds [n*s//S, n*(s+1)//S)
-        self.start = n * shard_id // num_shards
-        self.shard_size = n * (shard_id + 1) // num_shards - self.start
-        if self.shard_size == 0:
-            raise ValueError(f"num_shards: {num_shards} shards of {n} samples leave shard {shard_id} empty")
-        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
-        self.batches_per_epoch = math.ceil(self.shard_size / batch_size)
+        self.seed, self.shuffle = seed, shuffle
         self._epoch, self._order = None, None
 
     def order(self, epoch):
@@ -47,27 +41,12 @@ class ShardSource:
             self._epoch = epoch
         return self._order
 
-    def __call__(self, info):
-        epoch, batch = divmod(info.iteration, self.batches_per_epoch)
-        k = min(batch * self.batch_size + info.idx_in_batch, self.shard_size - 1)  # pad with the last sample
-        i = self.order(epoch)[self.start + k]
+    def sample(self, i):
         return self.images[i], self.labels[i:i + 1]
 
-    def meta(self, num_shards, shard_id):
-        n = len(self.images)
-        return {"epoch_size": n, "epoch_size_padded": self.batches_per_epoch * self.batch_size * num_shards,
-                "number_of_shards": num_shards, "shard_id": shard_id, "pad_last_batch": 1, "stick_to_shard": 1}
 
-
-class InMemoryPipeline(Pipeline):
-    """A Pipeline fed by a ``ShardSource`` that answers ``reader_meta`` for it under ``READER_NAME``."""
-
-    def reader_meta(self, name=None):
-        if name is None:
-            return {READER_NAME: dict(self.gpumix_reader_meta), **super().reader_meta()}
-        if name == READER_NAME:
-            return dict(self.gpumix_reader_meta)
-        return super().reader_meta(name)
+# The pipeline class of the CIFAR builders (its old name)
+InMemoryPipeline = SourcePipeline
 
 
 @pipeline_def
@@ -95,8 +74,8 @@ def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_
     source = ShardSource(images, labels, batch_size=batch_size, shard_id=shard_id, num_shards=num_shards,
                          seed=seed, shuffle=train)
     pipe = _cifar(source, train, device, **kwargs)
-    pipe.__class__ = InMemoryPipeline
-    pipe.gpumix_reader_meta = source.meta(num_shards, shard_id)
+    pipe.__class__ = SourcePipeline
+    pipe.gpumix_reader_meta = source.meta()
     return pipe
 
 

@@ -1,42 +1,41 @@
 """ImageNet DALI pipelines: uint8 HWC crops and int32 labels, on the GPU or the CPU.
 
 ``data`` is a class-folder root (ILSVRC layout, labels by sorted folder name),
-a DALI file list (``relative/path label`` per line, paths relative to the
-list's folder), or a list of WebDataset ``.tar`` shards, each with its DALI
-index (``shard.idx`` beside ``shard.tar``, made by DALI's ``wds2idx``) and
-samples of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
+a DALI file list (``path label`` per line; a relative path is relative to the
+list's own folder, an absolute one is kept: ``gpumix.pipelines.file_list``),
+or a list of WebDataset ``.tar`` shards, each with its DALI index
+(``shard.idx`` beside ``shard.tar``, made by DALI's ``wds2idx``) and samples
+of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
 """
 import os
 
-import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
-from gpumix._checks import check_int
+from gpumix._checks import check_bool, check_int
 from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
+from gpumix.pipelines.decoder import DecoderConfig
+from gpumix.pipelines.file_list import check_file_list
+from gpumix.pipelines.webdataset import WebDatasetSource
 
-__all__ = ["imagenet_train", "imagenet_val", "imagenet_source"]
+__all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
 
 # Random-resized-crop of Szegedy et al. / torchvision: 8%-100% of the area, aspect 3/4-4/3.
 AREA = (0.08, 1.0)
 ASPECT = (3.0 / 4.0, 4.0 / 3.0)
-# Share of baseline JPEGs sent to the A100/H100 hardware decoder (DALI's resnet50 example value).
-HW_DECODER_LOAD = 0.65
-# nvJPEG scratch preallocation that avoids reallocations for ImageNet-sized images (DALI's example values).
-DEVICE_MEMORY_PADDING = 211025920
-HOST_MEMORY_PADDING = 140544512
 # Attempts at a crop window inside the image before falling back to the whole image (torchvision uses 10).
 CROP_ATTEMPTS = 10
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
-# Samples in the WebDataset reader's shuffling buffer (DALI's default initial_fill).
+# Places a WebDataset sample may move in its rank's local shuffle (DALI's default shuffle buffer, initial_fill).
 SHUFFLE_BUFFER = 1024
 
 
 def imagenet_source(data):
     """Classify ``data``: ('folder', root), ('file_list', path) or ('webdataset', tars, indexes).
 
-    Errors name the path: a missing or empty folder, a folder without class
-    subfolders, an empty file list, a shard that is not ``.tar`` or lacks its index.
+    A file list is checked line by line here (``check_file_list``). Errors
+    name the path: a missing or empty folder, a folder without class
+    subfolders, an empty file list or a bad line of one (``path:line``), a
+    shard that is not ``.tar`` or lacks its index.
     """
     if isinstance(data, (list, tuple)):
         if not data:
@@ -57,6 +56,7 @@ def imagenet_source(data):
     if os.path.isfile(path):
         if os.path.getsize(path) == 0:
             raise ValueError(f"data: the file list {path} is empty")
+        check_file_list(path)
         return "file_list", path
     entries = os.listdir(path)
     if not entries:
@@ -67,51 +67,90 @@ def imagenet_source(data):
     return "folder", path
 
 
-def _parse_cls(raw):
-    # WebDataset's .cls component is the label as decimal ASCII.
-    return np.array([int(bytes(raw).decode("ascii"))], dtype=np.int32)
+def _read(source, *, shuffle, seed, shard_id, num_shards, feed, parallel=False):
+    """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels).
 
-
-def _read(source, *, shuffle, seed, shard_id, num_shards):
-    """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels)."""
+    ``feed`` is the ``WebDatasetSource`` of a WebDataset source (None otherwise);
+    ``parallel`` reads it in the pipeline's Python worker processes.
+    """
     # pad the shard's last batch so that iterators can drop the padding: exactly once per epoch
     common = dict(name=READER_NAME, shard_id=shard_id, num_shards=num_shards, pad_last_batch=True)
     if source[0] == "webdataset":
-        # DALI's webdataset reader does not reshuffle whole epochs; it shuffles through a buffer
-        # seeded by `seed`, within each epoch of each shard. Each shard keeps its own slice of the
-        # tars every epoch (stick_to_shard), which also keeps each rank's reads on the same files.
-        images, labels = fn.readers.webdataset(paths=source[1], index_paths=source[2],
-                                               ext=[";".join(IMAGE_EXTENSIONS), "cls"],
-                                               missing_component_behavior="error", random_shuffle=shuffle,
-                                               initial_fill=SHUFFLE_BUFFER, seed=seed, stick_to_shard=True,
-                                               **common)
-        labels = fn.python_function(labels, function=_parse_cls)
+        # gpumix's own source: the tars dealt out afresh to the shards every epoch (webdataset.py)
+        images, labels = fn.external_source(source=feed, num_outputs=2, batch=False, parallel=parallel,
+                                            dtype=[types.UINT8, types.INT32])
     else:
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
         shuffling = dict(shuffle_after_epoch=True, shuffle_after_epoch_seed=seed) if shuffle else {}
         if source[0] == "file_list":
-            images, labels = fn.readers.file(file_list=source[1], file_root=os.path.dirname(source[1]),
-                                             **shuffling, **common)
+            # DALI's rule with file_root = the list's folder is gpumix's convention (file_list.py)
+            root = os.path.dirname(os.path.abspath(source[1]))
+            images, labels = fn.readers.file(file_list=source[1], file_root=root, **shuffling, **common)
         else:
             images, labels = fn.readers.file(file_root=source[1], **shuffling, **common)
     return images, fn.cast(labels, dtype=types.INT32)
 
 
+def _decoder(decoder):
+    if decoder is None:
+        return DecoderConfig()
+    if not isinstance(decoder, DecoderConfig):
+        raise TypeError(f"decoder must be a gpumix.pipelines.DecoderConfig or None, got {type(decoder).__name__}")
+    return decoder
+
+
+def train_resize(images, crop, antialias=True):
+    """The training pipeline's resize of a decoded crop window (a DALI node, HWC uint8) to ``crop`` x ``crop``.
+
+    Bilinear; with ``antialias`` (the default) a downscale widens the filter
+    to the scale (a triangle filter), as torchvision's ``RandomResizedCrop``
+    (``antialias=True``) does, and matches its output within the tolerance of
+    tests/pipelines/test_antialias.py. ``antialias=False`` samples the window
+    at ``crop`` x ``crop`` points only, so fine texture aliases into moire
+    when a window is downscaled 2-10x.
+    """
+    return fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=antialias)
+
+
+def _build(graph, source, train, *, reader_seed, shard_id, num_shards, reader_workers, **kwargs):
+    """The pipeline of ``graph(source, reader=..., **kwargs)`` with its reader's failure explanation.
+
+    ``reader_seed`` is the user's seed (the shuffling's, the same on every
+    shard); ``reader_workers`` > 0 reads WebDataset samples in that many
+    worker processes (DALI's parallel external source; the failure replay
+    reads in-process); ``kwargs`` holds the graph's arguments and the
+    Pipeline's. A WebDataset source is fed by a ``WebDatasetSource``, whose pipeline
+    answers ``reader_meta`` for it and names a bad sample as ``tar:key``.
+    """
+    feed = None
+    if source[0] == "webdataset":
+        feed = WebDatasetSource(source[1], source[2], batch_size=kwargs["batch_size"], shard_id=shard_id,
+                                num_shards=num_shards, seed=reader_seed, shuffle=train, buffer=SHUFFLE_BUFFER)
+    reader = dict(seed=reader_seed, shard_id=shard_id, num_shards=num_shards, feed=feed)
+    if feed is not None and reader_workers > 0:
+        # worker processes read the samples, off the training process's GIL; spawned, as CUDA needs
+        kwargs.update(py_num_workers=reader_workers, py_start_method="spawn")
+        pipe = graph(source, reader=dict(reader, parallel=True), **kwargs)
+    else:
+        pipe = graph(source, reader=reader, **kwargs)
+    describe = None if feed is None else (lambda i, k: feed.describe(feed.locate(i, k)[1]))
+    return make_explaining(pipe, lambda: _read(source, shuffle=train, **reader), kwargs["prefetch_queue_depth"] + 1,
+                           describe=describe, meta=None if feed is None else feed.meta())
+
+
 @pipeline_def
-def _imagenet_train(source, crop, device, reader):
+def _imagenet_train(source, crop, device, reader, antialias, decoder):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
         # ROI decode: only the random crop window is decoded, on the GPU and its hardware decoder.
         images = fn.decoders.image_random_crop(images, device="mixed", output_type=types.RGB,
                                                random_area=AREA, random_aspect_ratio=ASPECT,
-                                               num_attempts=CROP_ATTEMPTS, hw_decoder_load=HW_DECODER_LOAD,
-                                               device_memory_padding=DEVICE_MEMORY_PADDING,
-                                               host_memory_padding=HOST_MEMORY_PADDING)
+                                               num_attempts=CROP_ATTEMPTS, **decoder.mixed_arguments())
     else:
         images = fn.decoders.image_random_crop(images, device="cpu", output_type=types.RGB,
                                                random_area=AREA, random_aspect_ratio=ASPECT,
                                                num_attempts=CROP_ATTEMPTS)
-    images = fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=False)
+    images = train_resize(images, crop, antialias)
     # mirror only: uint8 in, uint8 HWC out, no normalization (the fused operator normalizes)
     images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
                                       mirror=fn.random.coin_flip(probability=0.5))
@@ -119,48 +158,70 @@ def _imagenet_train(source, crop, device, reader):
 
 
 @pipeline_def
-def _imagenet_val(source, crop, resize, device, reader):
+def _imagenet_val(source, crop, resize, device, reader, decoder):
     images, labels = _read(source, shuffle=False, **reader)
-    images = fn.decoders.image(images, device="mixed" if device == "gpu" else "cpu", output_type=types.RGB)
+    if device == "gpu":
+        images = fn.decoders.image(images, device="mixed", output_type=types.RGB, **decoder.mixed_arguments())
+    else:
+        images = fn.decoders.image(images, device="cpu", output_type=types.RGB)
     images = fn.resize(images, resize_shorter=resize, interp_type=types.INTERP_TRIANGULAR, antialias=True)
     images = fn.crop(images, crop=(crop, crop), out_of_bounds_policy="pad")
     return images, labels
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None, prefetch_queue_depth=2):
+                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True, decoder=None,
+                   reader_workers=0):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
+
+    The crop window is resized with antialiasing (``train_resize``), as
+    torchvision's ``RandomResizedCrop`` and this module's validation resize
+    do; ``antialias=False`` turns it off (aliased; see docs/benchmarks.md for
+    what it saves). ``decoder`` (a ``DecoderConfig``, None for its defaults)
+    sets the GPU decoder's hardware load and memory preallocation;
+    ``num_threads`` is DALI's CPU thread count (also the GPU decoder's
+    host-side threads). WebDataset shards are read by a Python callback,
+    in the calling process (``reader_workers=0``) or in that many spawned
+    worker processes, off the training loop's GIL; other sources ignore it.
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
     ``(crop, crop, 3)`` images and int32 labels, on the GPU (mixed ROI decoder)
     or the CPU. Checkpointing is on; pass ``checkpoint=`` (a string from
     ``Pipeline.checkpoint()``) to resume. ``prefetch_queue_depth`` is DALI's
     (batches prepared ahead of the consumer). Shuffling depends on ``(seed, epoch)``
-    only, and the ``num_shards`` shards split each epoch's permutation.
+    only, and the ``num_shards`` shards split each epoch's permutation
+    (WebDataset shards: each epoch's permutation of the tars, then a local
+    shuffle per ``(seed, epoch, shard_id)``; ``gpumix.pipelines.webdataset``).
     """
     check_int("crop", crop, 1)
+    antialias = check_bool("antialias", antialias)
+    decoder = _decoder(decoder)
+    check_int("reader_workers", reader_workers, 0)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
-    reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_train(source, crop, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(source, shuffle=True, **reader), prefetch_queue_depth + 1)
+    return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
+                  reader_workers=reader_workers, crop=crop, device=device, antialias=antialias, decoder=decoder,
+                  **kwargs)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
-                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2):
+                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2, decoder=None, reader_workers=0):
     """ImageNet validation pipeline: shorter side to ``resize``, then a center ``crop``.
 
     ``resize`` defaults to ``crop * 256 / 224`` (256 for 224). Outputs are as
-    for ``imagenet_train``, without shuffling.
+    for ``imagenet_train``, without shuffling; ``decoder`` and
+    ``reader_workers`` as there.
     """
     check_int("crop", crop, 1)
+    decoder = _decoder(decoder)
+    check_int("reader_workers", reader_workers, 0)
     resize = round(crop * 256 / 224) if resize is None else check_int("resize", resize, 1)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)
-    reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_val(source, crop, resize, device, reader, **kwargs)
-    return make_explaining(pipe, lambda: _read(source, shuffle=False, **reader), prefetch_queue_depth + 1)
+    return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
+                  reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder,
+                  **kwargs)

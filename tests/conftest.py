@@ -10,8 +10,10 @@ import os
 if os.environ.get("GPUMIX_TEST_REAL_CUDA") != "1":
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 # Error bounds of DEVELOPERS.md against the float64 reference (relative, plus
 # an absolute floor of the same size relative to the largest output value).
@@ -125,4 +127,57 @@ def datasets(tmp_path_factory):
             classes = 10 if name == "cifar10" else 20
             found[f"{name}-{fmt}"] = make_dataset(name, root / f"{name}-{fmt}", classes=classes, images_per_class=4,
                                                   seed=2, cifar_format=fmt)
+    return found
+
+
+def _real_photographs():
+    """{name: uint8 (H, W, 3)}: the photographs that ship inside scikit-image and scikit-learn (the test extra)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    datasets_module = pytest.importorskip("sklearn.datasets")
+    photos = {name: getattr(skimage_data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket")}
+    china, flower = datasets_module.load_sample_images().images
+    photos.update(china=china, flower=flower)
+    return photos
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """Small datasets of crops of real photographs, written as JPEGs (quality 90), made once per session.
+
+    folder: a class-folder root of 4 classes (astronaut, chelsea, china,
+    coffee) x 5 random crops of 64-200 pixels a side = 20 images; files: its
+    20 paths in the order of ``unique_list``; unique_list: a file list in the
+    root giving image ``i`` the label ``i`` (labels identify samples);
+    webdataset: 4 shards of 5 samples, the same 20 crops in the same order,
+    ``.cls`` = ``i``; full: whole photographs (astronaut 512x512, coffee
+    400x600, china and flower 427x640, rocket 427x640) as JPEGs.
+    """
+    from gpumix.tools.make_dataset import write_webdataset
+
+    pictures = _real_photographs()
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(14)
+    samples, files = [], []
+    for name in ("astronaut", "chelsea", "china", "coffee"):
+        os.makedirs(root / "folder" / name)
+        picture = pictures[name]
+        for k in range(5):
+            h, w = (int(v) for v in rng.integers(64, 201, 2))
+            y, x = int(rng.integers(0, picture.shape[0] - h + 1)), int(rng.integers(0, picture.shape[1] - w + 1))
+            crop = np.ascontiguousarray(picture[y:y + h, x:x + w])
+            path = root / "folder" / name / f"{name}_{k}.jpg"
+            Image.fromarray(crop).save(path, quality=90)
+            samples.append((len(samples), len(samples), crop))
+            files.append(str(path))
+    found = {"folder": str(root / "folder"), "files": files,
+             "unique_list": str(root / "folder" / "unique.txt")}
+    with open(found["unique_list"], "w") as f:
+        f.writelines(f"{os.path.relpath(p, found['folder'])} {i}\n" for i, p in enumerate(files))
+    os.makedirs(root / "wds")
+    found["webdataset"] = write_webdataset(str(root / "wds"), samples, shard_size=5)
+    os.makedirs(root / "full")
+    found["full"] = []
+    for name in ("astronaut", "coffee", "china", "flower", "rocket"):
+        Image.fromarray(pictures[name]).save(root / "full" / f"{name}.jpg", quality=90)
+        found["full"].append(str(root / "full" / f"{name}.jpg"))
     return found

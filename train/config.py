@@ -15,6 +15,7 @@ from importlib import resources
 import yaml
 
 from gpumix._checks import check_bool, check_float, check_int
+from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
 from gpumix.train.schedule import LRSchedule
 
@@ -91,6 +92,13 @@ class TrainConfig:
     crop: int | None = None
     val_resize: int | None = None
     num_threads: int = 4
+    reader_workers: int = 0
+    # the GPU decoder's knobs (gpumix.pipelines.DecoderConfig, which says where each default comes from)
+    hw_decoder_load: float = DecoderConfig.hw_decoder_load
+    device_memory_padding: int = DecoderConfig.device_memory_padding
+    host_memory_padding: int = DecoderConfig.host_memory_padding
+    preallocate_width_hint: int = DecoderConfig.preallocate_width_hint
+    preallocate_height_hint: int = DecoderConfig.preallocate_height_hint
     checkpoint_every: int | None = None
     amp: str = "bf16"
     compile: bool = False
@@ -132,6 +140,10 @@ class TrainConfig:
         self.crop = _optional_int("crop", self.crop, 1)
         self.val_resize = _optional_int("val_resize", self.val_resize, 1)
         self.num_threads = check_int("num_threads", self.num_threads, 1)
+        self.reader_workers = check_int("reader_workers", self.reader_workers, 0)
+        decoder = self.decoder  # validates the GPU decoder's fields, naming the bad one
+        for field in dataclasses.fields(decoder):
+            setattr(self, field.name, getattr(decoder, field.name))
         self.checkpoint_every = _optional_int("checkpoint_every", self.checkpoint_every, 1)
         self.amp = _literal("amp", self.amp, AMP_MODES)
         self.compile = check_bool("compile", self.compile)
@@ -162,6 +174,11 @@ class TrainConfig:
             raise ValueError("mixup_alpha must be > 0 with loss 'mixupe' (MixupE regularizes mixup), got 0.0")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
+
+    @property
+    def decoder(self):
+        """The GPU decoder's settings as a ``gpumix.pipelines.DecoderConfig``."""
+        return DecoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DecoderConfig)})
 
     def to_dict(self):
         """A dict of plain str/int/float/bool/None/list values: JSON- and weights_only-safe."""
@@ -224,14 +241,22 @@ _FLAGS = (  # (field, type or action, choices)
     ("num_threads", int, None), ("log_every", int, None), ("tensorboard", "store_true", None),
     ("deterministic", "store_true", None), ("crop", int, None), ("num_classes", int, None),
     ("dist_timeout", float, None), ("milestones", "ints", None), ("gamma", float, None), ("momentum", float, None),
-    ("nesterov", "store_true", None), ("val_resize", int, None),
+    ("nesterov", "store_true", None), ("val_resize", int, None), ("hw_decoder_load", float, None),
+    ("device_memory_padding", int, None), ("host_memory_padding", int, None), ("preallocate_width_hint", int, None),
+    ("preallocate_height_hint", int, None), ("reader_workers", int, None),
 )
 _HELP = {
     "recipe": "a shipped recipe name or a .yaml path; flags override its settings",
     "data": "dataset root: ImageNet class folders, file list or .tar shards; CIFAR's extracted folder",
     "max_steps": "stop after this many optimizer steps (for smoke tests)",
     "resume": "continue from OUTPUT/checkpoint.pt",
-    "num_threads": "DALI threads per rank",
+    "num_threads": "DALI threads per rank (CPU decoding and augmentation; the GPU decoder's host threads)",
+    "reader_workers": "processes that read WebDataset shards per rank (0: the training process)",
+    "hw_decoder_load": "share of JPEGs for the GPU's hardware JPEG decoder (A100/H100), 0-1",
+    "device_memory_padding": "bytes nvJPEG pads each GPU buffer with; one buffer per DALI thread",
+    "host_memory_padding": "bytes nvJPEG pads each pinned host buffer with; two buffers per DALI thread",
+    "preallocate_width_hint": "image width the hardware JPEG decoder preallocates for (0: grow on demand)",
+    "preallocate_height_hint": "image height the hardware JPEG decoder preallocates for (0: grow on demand)",
     "checkpoint_every": "also checkpoint every N steps (default: at epoch ends and at the stop only)",
     "amp": "autocast dtype on the GPU",
     "crop": "training crop (default: 224 for ImageNet, 32 for CIFAR)",

@@ -1,7 +1,8 @@
 """The trainer's data: one rank's DALI train and val pipelines, wrapped in ``MixupIterator``.
 
 ImageNet ``--data DIR`` holds ``train`` and ``val``, each a class-folder root
-(ILSVRC layout), a DALI file list (``train.txt``/``val.txt``) or a folder of
+(ILSVRC layout), a DALI file list (``train.txt``/``val.txt``, its relative
+paths relative to ``DIR``, the list's folder, as ``gpumix-scan`` writes them) or a folder of
 WebDataset ``.tar`` shards with their ``.idx`` indexes. CIFAR ``--data DIR`` is
 the extracted official folder (or its parent), as ``cifar_train`` accepts.
 """
@@ -13,6 +14,7 @@ import torch
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
 from gpumix.pipelines import cifar_train, cifar_val, imagenet_train, imagenet_val
+from gpumix.pipelines.file_list import check_file_list
 from gpumix.pipelines.imagenet import imagenet_source
 
 __all__ = ["MEAN", "STD", "imagenet_split", "num_classes_of", "input_dtype", "build_loaders"]
@@ -27,16 +29,20 @@ CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def imagenet_split(data, split):
-    """What ``imagenet_train``/``imagenet_val`` take for ``DIR/split``: a folder, a file list or shard paths."""
+    """What ``imagenet_train``/``imagenet_val`` take for ``DIR/split``: a file list, shard paths or a folder.
+
+    The file list ``DIR/split.txt`` wins over a ``DIR/split/`` folder beside it:
+    it is the clean list ``gpumix-scan DIR/split --output DIR/split.txt`` writes.
+    """
     if data is None:
         raise ValueError("data: --data is required (the dataset root)")
     folder = os.path.join(os.fspath(data), split)
-    if os.path.isdir(folder):
-        tars = sorted(glob.glob(os.path.join(folder, "*.tar")))
-        return tars if tars else folder
     listing = folder + ".txt"
     if os.path.isfile(listing):
         return listing
+    if os.path.isdir(folder):
+        tars = sorted(glob.glob(os.path.join(folder, "*.tar")))
+        return tars if tars else folder
     raise FileNotFoundError(f"data: {data} has neither a {split}/ folder nor a {split}.txt file list "
                             "(expected DIR/train and DIR/val)")
 
@@ -52,9 +58,7 @@ def num_classes_of(dataset, train_source):
     if kind[0] == "folder":
         return sum(os.path.isdir(os.path.join(kind[1], e)) for e in os.listdir(kind[1]))
     if kind[0] == "file_list":
-        with open(kind[1], encoding="utf-8") as f:
-            labels = [int(line.split()[-1]) for line in f if line.strip()]
-        return max(labels) + 1
+        return check_file_list(kind[1])[1] + 1
     return 1000
 
 
@@ -82,8 +86,9 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
     checkpoint = None if train_state is None else train_state["dali"]
     if cfg.dataset == "imagenet":
         train_pipe = imagenet_train(imagenet_split(cfg.data, "train"), crop=cfg.crop, checkpoint=checkpoint,
-                                    **common)
-        val_pipe = imagenet_val(imagenet_split(cfg.data, "val"), crop=cfg.crop, resize=cfg.val_resize, **common)
+                                    decoder=cfg.decoder, reader_workers=cfg.reader_workers, **common)
+        val_pipe = imagenet_val(imagenet_split(cfg.data, "val"), crop=cfg.crop, resize=cfg.val_resize,
+                                decoder=cfg.decoder, reader_workers=cfg.reader_workers, **common)
     else:
         train_pipe = cifar_train(cfg.data, dataset=cfg.dataset, checkpoint=checkpoint, **common)
         val_pipe = cifar_val(cfg.data, dataset=cfg.dataset, **common)

@@ -77,13 +77,12 @@ class _Images(torch.utils.data.Dataset):
 
 
 class FileListImages(_Images):
-    """A DALI file list (``relative/path label`` per line, relative to the list's folder)."""
+    """A DALI file list, read by the pipelines' own reader (``gpumix.pipelines.file_list``)."""
 
     def __init__(self, path):
-        root = os.path.dirname(path)
-        with open(path, encoding="utf-8") as f:
-            rows = [line.rsplit(None, 1) for line in f if line.strip()]
-        self.samples = [(os.path.join(root, name), int(label)) for name, label in rows]
+        from gpumix.pipelines.file_list import read_file_list
+
+        self.samples = list(zip(*read_file_list(path)))
 
     def __len__(self):
         return len(self.samples)

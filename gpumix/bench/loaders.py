@@ -106,16 +106,6 @@ def _cifar_kind(folder):
     return None
 
 
-def _file_list_labels(path):
-    labels = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and parts[-1].lstrip("-").isdigit():
-                labels.append(int(parts[-1]))
-    return labels
-
-
 def resolve_data(data, *, num_classes=None, image_size=224):
     """``data`` (None, one path, or several .tar paths) as a ``DataSpec``.
 
@@ -161,11 +151,10 @@ def resolve_data(data, *, num_classes=None, image_size=224):
                              "subfolder)") from None
         classes = sum(os.path.isdir(os.path.join(path, e)) for e in os.listdir(path))
         return _imagenet_spec(path, source, num_classes, image_size, classes, embedded=embedded)
-    source = imagenet_source(path)
-    labels = _file_list_labels(path)
-    if not labels:
-        raise ValueError(f"data: the file list {path} has no 'relative/path label' lines")
-    return _imagenet_spec(path, source, num_classes, image_size, max(labels) + 1)
+    from gpumix.pipelines.file_list import check_file_list
+
+    source = imagenet_source(path)  # checks the list: errors name its path and line
+    return _imagenet_spec(path, source, num_classes, image_size, check_file_list(path)[1] + 1)
 
 
 def _imagenet_spec(data, source, num_classes, image_size, classes, embedded=False):
@@ -246,22 +235,22 @@ def _next(iterator):
         return next(iterator)
 
 
-def _pipeline(spec, s):
+def _pipeline(spec, s, antialias=True):
     from gpumix.pipelines import cifar_train, imagenet_train
 
     common = dict(batch_size=s.batch_size, device=s.device, num_threads=s.threads, seed=s.seed,
                   prefetch_queue_depth=PREFETCH_DEPTH)
     if spec.kind == "imagenet":
         return imagenet_train(list(spec.data) if isinstance(spec.data, tuple) else spec.data,
-                              crop=spec.image_size, **common)
+                              crop=spec.image_size, antialias=antialias, **common)
     return cifar_train(spec.data, dataset=spec.kind, **common)
 
 
-def _mixup_iterator(spec, s, with_mixup):
+def _mixup_iterator(spec, s, with_mixup, antialias=True):
     import gpumix
 
     mix = gpumix.Mixup(num_classes=spec.num_classes, alpha=ALPHA, seed=s.seed) if with_mixup else None
-    it = gpumix.MixupIterator(_pipeline(spec, s), mix, mean=spec.mean, std=spec.std)
+    it = gpumix.MixupIterator(_pipeline(spec, s, antialias), mix, mean=spec.mean, std=spec.std)
 
     def step():
         images, _ = _next(it)
@@ -423,6 +412,9 @@ def build_variants(spec, settings):
         Variant("torchvision", f"torchvision {dataset_name} + DataLoader ({workers}) + normalize + v2.MixUp",
                 worker_ready, lambda: _torchvision(spec, settings, repeated()), torch_side=True),
     ]
+    if spec.kind == "imagenet":  # what the training resize's antialiasing costs (docs/benchmarks.md)
+        variants.insert(1, Variant("gpumix_aliased", "same pipeline with antialias=False (aliased resize) + Mixup",
+                                   PREFETCH_DEPTH, lambda: _mixup_iterator(spec, settings, True, antialias=False)))
     timm_name = (f"timm create_loader ({workers}, prefetcher) + FastCollateMixup" if gpu
                  else f"timm create_loader ({workers}) + timm Mixup")
     skipped = []

@@ -29,7 +29,7 @@ from gpumix.bench import loaders, operator
 from gpumix.device import gpu_problem, resolve_device
 from gpumix.runinfo import run_record
 
-__all__ = ["BenchConfig", "format_loader_table", "format_report", "main", "measure", "parse_args", "run"]
+__all__ = ["BenchConfig", "GpuMemory", "format_loader_table", "format_report", "main", "measure", "parse_args", "run"]
 
 # The clock every loader timing reads; tests replace it to prove figures are measured.
 _clock = time.perf_counter
@@ -171,6 +171,33 @@ class _HostMemory:
         return False
 
 
+class GpuMemory:
+    """The GPU memory one loader adds while it is built and warmed up: the device's used memory
+    (``cudaMemGetInfo``: DALI's pools and nvJPEG's buffers, torch's cache, everything) after, minus before.
+
+    ``added`` is None without CUDA. Like host memory, memory that loaders
+    share is counted for the first one that allocates it.
+    """
+
+    def __init__(self, cuda):
+        self.cuda, self.added = cuda, None
+
+    @staticmethod
+    def used():
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info()
+        return total - free
+
+    def __enter__(self):
+        self.before = self.used() if self.cuda else None
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda and exc[0] is None:
+            self.added = max(0, self.used() - self.before)
+        return False
+
+
 # --- interleaved measurement ------------------------------------------------------------------------------
 def _turn(variant, seconds, cuda):
     """One timed turn: the stock the loader prepared while idle is served untimed, then ``seconds`` of batches.
@@ -208,7 +235,7 @@ def _round_order(variants, rng, adjacent):
 
 
 def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=True, prepare=None,
-            adjacent=("gpumix", "normalize_only")):
+            adjacent=("gpumix", "normalize_only", "gpumix_aliased")):
     """Build, warm up and time ``variants`` (``loaders.Variant``) in interleaved turns; one result dict each.
 
     Each variant is built once (torch-side ones first: their workers fork
@@ -219,24 +246,25 @@ def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=T
     timed for ``seconds``. After a turn the benchmark sleeps while that
     loader refills its stock (``REFILL_MARGIN`` times the time its measured
     rate implies, at most ``seconds``), so the next turn starts on an idle
-    machine. The variants keyed in ``adjacent`` (gpumix and normalize only,
-    whose ratio is mixup's cost) take their turns back to back, in random
-    order, so that their paired ratio sees the same machine state.
+    machine. The variants keyed in ``adjacent`` (gpumix, normalize only and
+    the aliased pipeline, whose ratios are mixup's and antialiasing's costs)
+    take their turns back to back, in random order, so that their paired
+    ratios see the same machine state.
     A variant's images/s is the median over rounds, with min and max.
     ``prepare()``, if given, runs once after the torch-side variants are
     built and before the others (shared one-off costs: kernel compilation).
     """
     order = sorted(variants, key=lambda v: not v.torch_side)
-    memory = {}
+    memory, gpu_memory = {}, {}
     for v in tqdm(order, desc="build + warm-up", unit="loader", disable=not progress):
         if prepare is not None and not v.torch_side:
             prepare()
             prepare = None
-        with _HostMemory() as mem:
+        with _HostMemory() as mem, GpuMemory(cuda) as gpu_mem:
             v.start()
             for _ in range(warmup):
                 v.step()
-        memory[v.key] = mem.added
+        memory[v.key], gpu_memory[v.key] = mem.added, gpu_mem.added
     rates = {v.key: [] for v in variants}
     stats = {v.key: {"images": 0, "seconds": 0.0, "cuda_peak": None} for v in variants}
     rng = random.Random(seed)
@@ -259,6 +287,7 @@ def measure(variants, *, rounds, seconds, warmup, seed=0, cuda=False, progress=T
                         "min_images_per_s": min(r), "max_images_per_s": max(r), "per_round_images_per_s": r,
                         "timed_images": stats[v.key]["images"], "timed_seconds": stats[v.key]["seconds"],
                         "untimed_batches_per_turn": v.ready + 1, "host_memory_added_bytes": memory[v.key],
+                        "gpu_memory_added_bytes": gpu_memory[v.key],
                         "cuda_peak_added_bytes": stats[v.key]["cuda_peak"]})
     return results
 
@@ -331,7 +360,8 @@ def run(config, spec=None):
             "loaders": {"batch_size": batch_size, "threads": threads, "device": device,
                         "seconds_per_turn": config.seconds, "rounds": config.repeats, "warmup_batches": config.warmup,
                         "results": _with_ratios(rows), "skipped": skipped,
-                        "mixup_overhead": _overhead(rows)},
+                        "mixup_overhead": _overhead(rows),
+                        "antialias_overhead": _overhead(rows, "gpumix", "gpumix_aliased")},
             "operator": op}
 
 
@@ -343,18 +373,27 @@ def format_loader_table(report):
     """The loaders section as a text table, with how many times faster gpumix is than each loader."""
     sec = report["loaders"]
     width = max(len(r["name"]) for r in sec["results"] + sec["skipped"])
-    lines = [f"{'loader':<{width}} {'images/s':>9} {'min-max':>13} {'MB added':>9} {'gpumix is':>10}"]
+    gpu = any(r.get("gpu_memory_added_bytes") is not None for r in sec["results"])
+    lines = [f"{'loader':<{width}} {'images/s':>9} {'min-max':>13} {'MB added':>9}"
+             + (f" {'GPU MB':>7}" if gpu else "") + f" {'gpumix is':>10}"]
     for r in sec["results"]:
         spread = f"{r['min_images_per_s']:.0f}-{r['max_images_per_s']:.0f}"
         lines.append(f"{r['name']:<{width}} {r['images_per_s']:>9.0f} {spread:>13} "
-                     f"{_mb(r['host_memory_added_bytes']):>9} {r['gpumix_is']:>9.2f}x")
+                     f"{_mb(r['host_memory_added_bytes']):>9}"
+                     + (f" {_mb(r.get('gpu_memory_added_bytes')):>7}" if gpu else "")
+                     + f" {r['gpumix_is']:>9.2f}x")
     for s in sec["skipped"]:
         lines.append(f"{s['name']:<{width}} skipped: {s['reason']}")
     o = sec["mixup_overhead"]
     if o:
         lines.append(f"mixup costs {100 * o['median']:.1f}% over normalization alone (paired rounds, "
                      f"{100 * o['min']:.1f}% to {100 * o['max']:.1f}%)")
-    lines.append("MB added: host memory the loader added while built and warmed up (docs/benchmarks.md)")
+    a = sec.get("antialias_overhead")
+    if a:
+        lines.append(f"antialiasing the training resize costs {100 * a['median']:.1f}% against antialias=False "
+                     f"(paired rounds, {100 * a['min']:.1f}% to {100 * a['max']:.1f}%)")
+    lines.append("MB added: host memory the loader added while built and warmed up (docs/benchmarks.md)"
+                 + ("; GPU MB: the same for the device's memory (cudaMemGetInfo)" if gpu else ""))
     return "\n".join(lines)
 
 

@@ -33,7 +33,7 @@ def _full_decode_train(root, crop):
     jpegs, labels = fn.readers.file(file_root=root, name="Reader", shuffle_after_epoch=True, pad_last_batch=True)
     images = fn.decoders.image(jpegs, device="cpu", output_type=types.RGB)
     images = fn.random_resized_crop(images, size=(crop, crop), random_area=AREA, random_aspect_ratio=ASPECT,
-                                    num_attempts=CROP_ATTEMPTS, antialias=False)
+                                    num_attempts=CROP_ATTEMPTS, antialias=True)  # as train_resize
     images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
                                       mirror=fn.random.coin_flip(probability=0.5))
     return images, labels

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-__all__ = ["main", "make_dataset", "synthetic_image", "FORMATS"]
+__all__ = ["main", "make_dataset", "synthetic_image", "write_webdataset", "FORMATS"]
 
 FORMATS = ("imagenet", "webdataset", "cifar10", "cifar100")
 CIFAR_FORMATS = ("binary", "python")
@@ -73,16 +73,22 @@ def _write_imagenet(out, samples, total):
             f.write(_jpeg(pixels))
 
 
-def _write_webdataset(out, samples, total):
+def write_webdataset(out: str, samples, total: int | None = None, *, shard_size: int = SHARD_SIZE) -> list[str]:
+    """Write WebDataset shards of ``shard_size`` samples, each with its DALI index, into the folder ``out``.
+
+    ``samples`` yields ``(index, label, pixels)`` with indexes 0, 1, 2, ... and
+    uint8 (H, W, 3) pixels, written as ``{index:08d}.jpg`` (quality 90) and a
+    decimal ``{index:08d}.cls``. Returns the ``.tar`` paths in order.
+    """
     from wds2idx import IndexCreator  # ships with nvidia-dali
 
     shards = []
     tar = None
-    for i, class_id, pixels in tqdm(samples, total=total, desc="webdataset", unit="img"):
-        if i % SHARD_SIZE == 0:
+    for i, class_id, pixels in tqdm(samples, total=total, desc="webdataset", unit="img", disable=total is None):
+        if i % shard_size == 0:
             if tar is not None:
                 tar.close()
-            shards.append(os.path.join(out, f"shard-{i // SHARD_SIZE:06d}.tar"))
+            shards.append(os.path.join(out, f"shard-{i // shard_size:06d}.tar"))
             tar = tarfile.open(shards[-1], "w")
         for ext, payload in (("jpg", _jpeg(pixels)), ("cls", str(class_id).encode("ascii"))):
             member = tarfile.TarInfo(f"{i:08d}.{ext}")
@@ -93,6 +99,7 @@ def _write_webdataset(out, samples, total):
     for shard in shards:
         with IndexCreator(shard, shard[:-4] + ".idx", verbose=False) as creator:
             creator.create_index()
+    return shards
 
 
 def _cifar_arrays(classes, per_class, seed, coarse_classes):
@@ -163,7 +170,7 @@ def make_dataset(fmt, output, *, classes, images_per_class, seed=0, size=DEFAULT
         if fmt == "imagenet":
             _write_imagenet(staging, _samples(classes, images_per_class, seed, size, 0.25), total)
         elif fmt == "webdataset":
-            _write_webdataset(staging, _samples(classes, images_per_class, seed, size, 0.25), total)
+            write_webdataset(staging, _samples(classes, images_per_class, seed, size, 0.25), total)
         else:
             _write_cifar(staging, fmt, classes, images_per_class, seed, cifar_format)
         if os.path.isdir(output):

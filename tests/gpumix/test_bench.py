@@ -14,6 +14,8 @@ from gpumix.bench import operator as op_bench
 TINY = ["--batch-size", "4", "--seconds", "0.02", "--repeats", "2", "--warmup", "1", "--image-size", "32",
         "--operator-batch-size", "4", "--threads", "1", "--no-progress"]
 LOADERS = ["gpumix", "normalize_only", "dali_normalize", "dali_unfused", "torchvision", "timm"]
+# ImageNet data adds the training pipeline without antialiasing, for what the antialiased resize costs
+IMAGENET_LOADERS = LOADERS[:1] + ["gpumix_aliased"] + LOADERS[1:]
 OPERATORS = ["gpumix fused", "gpumix fused + erasing", "unfused torch chain", "timm Mixup (batch)",
              "timm Mixup (elem)", "torchvision v2.MixUp"]
 
@@ -40,14 +42,17 @@ def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
                               f"{datasets['imagenet']}", "num_classes": 1000, "image_size": 32,
                               "embedded_default": False}
     rows = report["loaders"]["results"]
-    assert [r["key"] for r in rows] == _expected(LOADERS, {"timm"})
+    assert [r["key"] for r in rows] == _expected(IMAGENET_LOADERS, {"timm"})
     for r in rows:
         assert r["name"] and 0 < r["min_images_per_s"] <= r["images_per_s"] <= r["max_images_per_s"]
         assert len(r["per_round_images_per_s"]) == 2 and r["timed_images"] >= 8 and r["timed_seconds"] > 0
         assert r["host_memory_added_bytes"] is not None and r["cuda_peak_added_bytes"] is None
+        assert r["gpu_memory_added_bytes"] is None  # no CUDA here
     assert rows[0]["gpumix_is"] == 1.0
     overhead = report["loaders"]["mixup_overhead"]
     assert overhead["of"] == "gpumix" and overhead["over"] == "normalize_only" and len(overhead["per_round"]) == 2
+    antialias = report["loaders"]["antialias_overhead"]
+    assert antialias["of"] == "gpumix" and antialias["over"] == "gpumix_aliased" and len(antialias["per_round"]) == 2
     ops = report["operator"]["results"]
     assert [r["name"] for r in ops] == _expected(OPERATORS, {"timm Mixup (batch)", "timm Mixup (elem)"})
     assert all(r["images_per_s"] > 0 for r in ops)
@@ -57,6 +62,7 @@ def test_tiny_run_reports_every_section(datasets, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "gpumix is" in printed and "mixup costs" in printed and "gpumix fused" in printed
+    assert "antialiasing the training resize costs" in printed
 
 
 def test_figures_come_from_the_clock(datasets, tmp_path, monkeypatch):
@@ -102,7 +108,7 @@ def _bad_data(case, tmp_path, datasets):
     ("flat", [], "--data: the folder {t}/flat has no class subfolders"),
     ("tar", [], "--data: WebDataset shard {t}/a.tar has no index {t}/a.idx"),
     ("empty_list", [], "--data: the file list {t}/l.txt is empty"),
-    ("no_labels", [], "--data: the file list {t}/l.txt has no 'relative/path label' lines"),
+    ("no_labels", [], "--data: {t}/l.txt:1: expected '<path> <label>', got 'hello'"),
     ("cifar10-binary", ["--num-classes", "5"], "--num-classes: {d} is cifar10, with 10 classes"),
     ("imagenet", ["--seconds", "0"], "--seconds: seconds must be > 0, got 0.0"),
     ("imagenet", ["--json", "/no/such/folder/r.json"], "--json: the folder /no/such/folder does not exist"),
@@ -194,3 +200,75 @@ def test_kernel_bandwidth_counts_the_kernels_bytes_and_the_copy_moves_as_many():
     assert r["kernel_GBps"] == pytest.approx(r["bytes"] / r["kernel_s"] / 1e9)
     with pytest.raises(ValueError, match="dtype must be one of"):
         kernel_timing.kernel_bandwidth("cpu", dtype=torch.int8)
+
+
+def test_gpu_memory_is_the_devices_used_memory_added_and_shown_beside_host_memory(monkeypatch):
+    """Without a GPU: cudaMemGetInfo replaced by a fake device whose used memory grows by 300 MiB."""
+    free = iter([(8 << 30), (8 << 30) - (300 << 20)])
+    monkeypatch.setattr(bench.torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(bench.torch.cuda, "mem_get_info", lambda: (next(free), 16 << 30))
+    with bench.GpuMemory(True) as mem:
+        pass
+    assert mem.added == 300 << 20
+    with bench.GpuMemory(False) as off:
+        pass
+    assert off.added is None
+    row = {"name": "gpumix", "images_per_s": 10.0, "min_images_per_s": 9.0, "max_images_per_s": 11.0,
+           "host_memory_added_bytes": 100 << 20, "gpu_memory_added_bytes": 300 << 20, "gpumix_is": 1.0}
+    table = bench.format_loader_table({"loaders": {"results": [row], "skipped": [], "mixup_overhead": None}})
+    header, line = table.splitlines()[:2]
+    assert "MB added  GPU MB" in header and line.split()[-3:] == ["100", "300", "1.00x"]
+    assert "GPU MB: the same for the device's memory (cudaMemGetInfo)" in table
+
+
+def test_resize_and_reader_benchmarks_run_on_tiny_data(photos, capsys):
+    from gpumix.bench import reader, resize
+
+    assert resize.main(["--data", photos["folder"], "--batch-size", "4", "--threads", "1", "--rounds", "2",
+                        "--batches", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "antialiased resize (default)" in out and "antialiased / aliased resize time, paired rounds" in out
+    assert reader.main([*photos["webdataset"], "--batch-size", "4", "--threads", "1", "--rounds", "2",
+                        "--batches", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "DALI readers.webdataset + python_function label" in out and "gpumix WebDatasetSource" in out
+    rates = reader.measure_readers(photos["webdataset"], batch_size=4, threads=1, rounds=2, batches=1)
+    assert all(len(r) == 2 and min(r) > 0 for r in rates.values())
+
+
+def test_resize_and_reader_benchmarks_refuse_bad_counts(photos, capsys):
+    from gpumix.bench import reader, resize
+
+    with pytest.raises(SystemExit):
+        resize.main(["--rounds", "0"])
+    assert "--rounds must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reader.main([*photos["webdataset"], "--batch-size", "0"])
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_decoder_sweep_grid_and_its_checks(photos, capsys):
+    import torch
+
+    from gpumix.bench import decoder
+
+    grid = decoder.settings_grid([0.0, 1.0], [2, 4])
+    assert [g[1].get("hw_decoder_load") for g in grid] == [0.0, 0.0, 1.0, 1.0, None]
+    assert grid[-1][1] == decoder.OLD_PADDINGS and grid[-1][2] == 4
+    with pytest.raises(SystemExit):
+        decoder.main(["--data", photos["folder"], "--loads", "1.5"])
+    assert "--loads must be in [0, 1], got 1.5" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert decoder.main(["--data", photos["folder"]]) == 2
+        assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_decoder_sweep_runs_on_a_gpu(photos, tmp_path, capsys):
+    from gpumix.bench import decoder
+
+    out = tmp_path / "d.json"
+    assert decoder.main(["--data", photos["folder"], "--loads", "0", "1", "--threads", "1", "--batch-size", "4",
+                         "--batches", "2", "--rounds", "1", "--warmup", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 3 and all(r["images_per_s"] > 0 and r["gpu_memory_added_bytes"] >= 0 for r in rows)

@@ -37,7 +37,9 @@ def test_shapes_dtypes_and_labels(datasets, source, builder):
     assert reader_meta(pipe)["epoch_size"] == 15
 
 
-@pytest.mark.parametrize("source", SOURCES)
+# WebDataset samples carry no DALI source info (gpumix feeds them): tests/pipelines/test_webdataset.py
+# checks them by unique labels instead.
+@pytest.mark.parametrize("source", ["imagenet", "file_list"])
 @pytest.mark.parametrize("num_shards", [1, 2, 3])
 def test_every_sample_once_per_epoch_across_shards(datasets, epochs, source, num_shards):
     def build(shard):

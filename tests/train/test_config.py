@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from gpumix.pipelines import DecoderConfig
 from gpumix.train.config import TrainConfig, build_parser, load_recipe, parse_config, recipe_path, shipped_recipes
 
 IMAGENET = dict(dataset="imagenet", arch="resnet50", epochs=90, global_batch_size=1024, momentum=0.9,
@@ -62,7 +63,8 @@ def test_parser_has_no_defaults_and_exactly_the_documented_flags():
         "--mixupe-eta", "--mixupe-tau", "--checkpoint-every", "--base-lr", "--peak-lr", "--warmup-epochs",
         "--weight-decay", "--amp", "--compile", "--num-threads", "--log-every", "--tensorboard", "--deterministic",
         "--crop", "--num-classes", "--dist-timeout", "--milestones", "--gamma", "--momentum", "--nesterov",
-        "--val-resize"}
+        "--val-resize", "--hw-decoder-load", "--device-memory-padding", "--host-memory-padding",
+        "--preallocate-width-hint", "--preallocate-height-hint", "--reader-workers"}
     assert parse_config([]) == TrainConfig()
 
 
@@ -116,6 +118,10 @@ def test_unknown_recipe_name_and_unknown_key(tmp_path):
     ({"checkpoint_every": -5}, ValueError, r"checkpoint_every must be >= 1, got -5"),
     ({"num_classes": 1}, ValueError, r"num_classes must be >= 2, got 1"),
     ({"dist_timeout": 0.0}, ValueError, r"dist_timeout must be > 0 seconds, got 0.0"),
+    ({"reader_workers": -1}, ValueError, r"reader_workers must be >= 0, got -1"),
+    ({"hw_decoder_load": 1.5}, ValueError, r"hw_decoder_load must be a float in \[0, 1\], got 1.5"),
+    ({"device_memory_padding": -1}, ValueError, r"device_memory_padding must be an int >= 0, got -1"),
+    ({"preallocate_width_hint": 2.5}, ValueError, r"preallocate_width_hint must be an int >= 0, got 2.5"),
 ])
 def test_invalid_fields(changes, error, message):
     with pytest.raises(error, match=message):
@@ -128,3 +134,21 @@ def test_flag_values_are_checked_too(capsys):
     with pytest.raises(SystemExit):
         parse_config(["--amp", "fp32"])
     assert "invalid choice: 'fp32'" in capsys.readouterr().err
+
+
+def test_decoder_flags_reach_the_pipelines_config(capsys):
+    cfg = parse_config(["--hw-decoder-load", "0.9", "--num-threads", "6", "--device-memory-padding", "0",
+                        "--host-memory-padding", "1048576", "--preallocate-width-hint", "640",
+                        "--preallocate-height-hint", "480", "--reader-workers", "2"])
+    assert cfg.num_threads == 6 and cfg.reader_workers == 2
+    assert cfg.decoder == DecoderConfig(hw_decoder_load=0.9, device_memory_padding=0, host_memory_padding=1 << 20,
+                                        preallocate_width_hint=640, preallocate_height_hint=480)
+    assert TrainConfig().decoder == DecoderConfig()  # one set of defaults
+    with pytest.raises(ValueError, match=r"host_memory_padding must be an int >= 0, got -8"):
+        parse_config(["--host-memory-padding", "-8"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--hw-decoder-load", "--num-threads", "--preallocate-width-hint", "--host-memory-padding",
+                 "--reader-workers"):
+        assert flag in text

@@ -157,3 +157,32 @@ def test_two_nodes_with_c10d_rendezvous_on_localhost(imagenet, tmp_path):
     assert state["world_size"] == 2 and state["step"] == 3
     epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "epoch"]
     assert epochs[0]["val_samples"] == 20
+
+
+def test_scanned_lists_feed_the_trainer_from_their_own_folder(imagenet, tmp_path, capsys):
+    """gpumix-scan's lists, written outside the data (absolute paths), feed gpumix-train from their own folder;
+    the run reads exactly the listed images."""
+    from gpumix.tools import scan
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for split in ("train", "val"):
+        assert scan.main([os.path.join(imagenet, split), "--output", str(lists / f"{split}.txt"),
+                          "--workers", "1"]) == 0
+    # drop one val image from the list: the run must count 19, not the folder's 20
+    rows = (lists / "val.txt").read_text().splitlines()
+    (lists / "val.txt").write_text("\n".join(rows[1:]) + "\n")
+    out = tmp_path / "run"
+    assert main(["--data", str(lists), "--epochs", "1", "--global-batch-size", "16", "--output", str(out)] + TINY) == 0
+    epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "epoch"]
+    assert epochs[0]["val_samples"] == 19
+    assert json.loads((out / "run.json").read_text())["settings"]["num_classes"] == 4
+
+
+def test_a_list_wins_over_the_folder_beside_it(tmp_path):
+    from gpumix.train.data import imagenet_split
+
+    (tmp_path / "train").mkdir()
+    assert imagenet_split(str(tmp_path), "train") == str(tmp_path / "train")
+    (tmp_path / "train.txt").write_text("train/a.jpg 0\n")
+    assert imagenet_split(str(tmp_path), "train") == str(tmp_path / "train.txt")
