@@ -76,6 +76,8 @@ def _row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, e
             _encode(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
 
 
+# The CUDA kernel has its own copy of this test (mix_normalize_cuda._erased_box): numba's simulator passes
+# only scalars to njit functions, so one shared function could not take the boxes there.
 @numba.njit(cache=True, inline="always")
 def _box_at(eboxes, b, h, w):
     # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0

@@ -143,6 +143,24 @@ def _write_targets(targets, labels, b, j, lam_b, eps, first, step):
 
 
 @cuda.jit(device=True)
+def _sample_setup(b, labels, lam, index, boxes, targets, eps):
+    """What a thread loads once per sample: (partner j, CutMix box, has_box, weight outside the box).
+
+    Blocks with ``blockIdx.x == 0`` also write the sample's soft-target row.
+    """
+    j = index[b]
+    lam_b = lam[b]
+    y0, x0, y1, x1 = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
+    has_box = y0 < y1 and x0 < x1
+    w_out = np.float32(1.0) if has_box else lam_b
+    if cuda.blockIdx.x == 0:
+        _write_targets(targets, labels, b, j, lam_b, eps, cuda.threadIdx.x, cuda.blockDim.x)
+    return j, y0, x0, y1, x1, has_box, w_out
+
+
+# Erasing's box test exists twice, here and in the CPU twin: numba's simulator passes only scalars, not
+# arrays, to the njit functions of gpumix.kernels.arith, so a shared one could not take the boxes.
+@cuda.jit(device=True)
 def _erased_box(eboxes, b, h, w):
     # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0
     found = 0
@@ -307,13 +325,7 @@ def _word_kernel(v):
         h_first = np.int32(p_first // I(width))
         w_first = np.int32(p_first - I(h_first) * I(width))
         for b in range(cuda.blockIdx.y, labels.shape[0], cuda.gridDim.y):
-            j = index[b]
-            lam_b = lam[b]
-            y0, x0, y1, x1 = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
-            has_box = y0 < y1 and x0 < x1
-            w_out = f32(1.0) if has_box else lam_b
-            if cuda.blockIdx.x == 0:
-                _write_targets(targets, labels, b, j, lam_b, eps, cuda.threadIdx.x, cuda.blockDim.x)
+            j, y0, x0, y1, x1, has_box, w_out = _sample_setup(b, labels, lam, index, boxes, targets, eps)
             bi = I(b)
             bj = I(j)
             g = first
@@ -380,9 +392,9 @@ def _byte_kernel(v):
     I = np.int64 if v.index64 else np.int32  # noqa: E741 -- the offset type
     f32 = np.float32
     if enc == arith.ENC_F16:
-        convert = ptx.cvt_f16 if v.hardware_cvt else _sw_f16
+        convert = ptx.cvt_f16 if v.hardware_cvt else ptx.sw_f16
     else:
-        convert = ptx.cvt_bf16 if v.hardware_cvt else _sw_bf16
+        convert = ptx.cvt_bf16 if v.hardware_cvt else ptx.sw_bf16
 
     @cuda.jit(device=True)
     def put(dst, b, c, p, hw, value):
@@ -422,13 +434,7 @@ def _byte_kernel(v):
         h_first = np.int32(first // I(row_groups))
         q_first = np.int32(first - I(h_first) * I(row_groups))
         for b in range(cuda.blockIdx.y, labels.shape[0], cuda.gridDim.y):
-            j = index[b]
-            lam_b = lam[b]
-            y0, x0, y1, x1 = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3]
-            has_box = y0 < y1 and x0 < x1
-            w_out = f32(1.0) if has_box else lam_b
-            if cuda.blockIdx.x == 0:
-                _write_targets(targets, labels, b, j, lam_b, eps, cuda.threadIdx.x, cuda.blockDim.x)
+            j, y0, x0, y1, x1, has_box, w_out = _sample_setup(b, labels, lam, index, boxes, targets, eps)
             bi = I(b)
             bj = I(j)
             g = first
@@ -455,16 +461,6 @@ def _byte_kernel(v):
                     h = np.int32(h + 1)
 
     return mix_normalize_bytes
-
-
-@cuda.jit(device=True)
-def _sw_f16(value):
-    return np.uint16(arith.f32_to_f16_bits(value) & 0xFFFF)
-
-
-@cuda.jit(device=True)
-def _sw_bf16(value):
-    return np.uint16(arith.f32_to_bf16_bits(value) & 0xFFFF)
 
 
 def signature(variant):

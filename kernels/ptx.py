@@ -11,9 +11,10 @@
 Under ``NUMBA_ENABLE_CUDASIM=1`` each name is a plain Python device function
 with the same meaning (the conversions use ``gpumix.kernels.arith``'s
 software rounding), so the kernel source that calls them runs unchanged in the
-simulator. ``sw_pack_f16x2`` / ``sw_pack_bf16x2`` are the software pair
-packings, used by the simulator and by GPUs older than sm_80; a real-GPU test
-checks them bit for bit against the hardware instructions.
+simulator. ``sw_pack_f16x2`` / ``sw_pack_bf16x2`` / ``sw_f16`` / ``sw_bf16``
+are the software roundings, used by the simulator and by GPUs older than
+sm_80; a real-GPU test checks them bit for bit against the hardware
+instructions.
 
 The stores write through the array's data pointer with no bounds check: the
 caller guarantees that ``i`` is in range and that element ``i`` is 16-byte
@@ -25,7 +26,7 @@ from numba import config, cuda
 from gpumix.kernels import arith
 
 __all__ = ["store_f32x4", "store_u32x2", "cvt_f16x2", "cvt_bf16x2", "cvt_f16", "cvt_bf16", "sw_pack_f16x2",
-           "sw_pack_bf16x2"]
+           "sw_pack_bf16x2", "sw_f16", "sw_bf16"]
 
 
 @cuda.jit(device=True)
@@ -38,6 +39,18 @@ def sw_pack_f16x2(hi, lo):
 def sw_pack_bf16x2(hi, lo):
     """bf16 bits of ``hi`` (upper half) and ``lo`` (lower half), rounded to nearest even in software."""
     return np.uint32(((arith.f32_to_bf16_bits(hi) & 0xFFFF) << 16) | (arith.f32_to_bf16_bits(lo) & 0xFFFF))
+
+
+@cuda.jit(device=True)
+def sw_f16(v):
+    """fp16 bits of ``v`` as uint16, rounded to nearest even in software."""
+    return np.uint16(arith.f32_to_f16_bits(v) & 0xFFFF)
+
+
+@cuda.jit(device=True)
+def sw_bf16(v):
+    """bf16 bits of ``v`` as uint16, rounded to nearest even in software."""
+    return np.uint16(arith.f32_to_bf16_bits(v) & 0xFFFF)
 
 
 if config.ENABLE_CUDASIM:
@@ -55,14 +68,8 @@ if config.ENABLE_CUDASIM:
 
     cvt_f16x2 = sw_pack_f16x2
     cvt_bf16x2 = sw_pack_bf16x2
-
-    @cuda.jit(device=True)
-    def cvt_f16(v):
-        return np.uint16(arith.f32_to_f16_bits(v) & 0xFFFF)
-
-    @cuda.jit(device=True)
-    def cvt_bf16(v):
-        return np.uint16(arith.f32_to_bf16_bits(v) & 0xFFFF)
+    cvt_f16 = sw_f16
+    cvt_bf16 = sw_bf16
 
 else:
     from llvmlite import ir
