@@ -8,7 +8,9 @@ Reads the four IDX files of Fashion-MNIST (``train-images-idx3-ubyte``,
 black pixels on every side to 32x32 and copied to the three colour planes;
 ``--per-class N`` training images of each class are drawn with a seeded
 generator (default: all 6,000), and the 10,000 test images are written in
-their original order. With ``--corrupt-fraction F`` a fraction F of the
+their original order (``--test-per-class M``: only the first M of each class,
+still in their original order, for machines where evaluating 10,000 images
+every epoch costs too much). With ``--corrupt-fraction F`` a fraction F of the
 training labels is redrawn uniformly from the 10 classes, as in the mixup
 paper's corrupted-label experiment; test labels are never changed.
 
@@ -101,14 +103,16 @@ def _cifar_rows(images):
     return np.repeat(big.reshape(len(images), 1, SIZE * SIZE), 3, axis=1).reshape(len(images), -1)
 
 
-def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=0):
+def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=0, test_per_class=None):
     """Write ``output/cifar-10-batches-bin/`` from the Fashion-MNIST IDX files in ``idx_dir``; returns ``output``.
 
     Training set: ``per_class`` images of each class (None: all of them),
     chosen without replacement by ``numpy.random.default_rng(seed)`` and written
     in a seeded shuffled order; then ``corrupt_fraction`` in [0, 1] of their
     labels are redrawn uniformly (``gpumix.tools.cifar_writer.corrupt_labels``).
-    Test set: all test images, in order, true labels. The IDX files are only
+    Test set: all test images in order with their true labels, or, with
+    ``test_per_class``, the first ``test_per_class`` of each class (in their
+    original order; no randomness). The IDX files are only
     read. FileNotFoundError names the missing folder (and the Debian package
     that provides it) or file; ValueError names a malformed file.
     """
@@ -117,6 +121,7 @@ def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=
     per_class = None if per_class is None else check_int("per_class", per_class, 1)
     corrupt_fraction = check_float("corrupt_fraction", corrupt_fraction, 0.0, 1.0)
     seed = check_int("seed", seed, 0)
+    test_per_class = None if test_per_class is None else check_int("test_per_class", test_per_class, 1)
     if not os.path.isdir(idx_dir):
         raise FileNotFoundError(f"idx_dir: {idx_dir} is not a folder; the Fashion-MNIST IDX files come with "
                                 f"Debian's {PACKAGE} package (apt-get install {PACKAGE}), which puts them in "
@@ -138,6 +143,15 @@ def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=
         chosen.append(rng.choice(members, size=per_class, replace=False))
     subset = rng.permutation(np.concatenate(chosen))
     labels = corrupt_labels(train_labels[subset], corrupt_fraction, rng)
+    if test_per_class is not None:
+        kept = [np.flatnonzero(test_labels == k)[:test_per_class] for k in range(NUM_CLASSES)]
+        short = [k for k in range(NUM_CLASSES) if len(kept[k]) < test_per_class]
+        if short:
+            path = _idx_path(idx_dir, IDX_FILES[("test", "labels")])
+            raise ValueError(f"test_per_class: {test_per_class} test images of class {short[0]} asked for, "
+                             f"{path} has {len(kept[short[0]])}")
+        order = np.sort(np.concatenate(kept))
+        test_images, test_labels = test_images[order], test_labels[order]
     write_cifar10(output, labels, _cifar_rows(train_images[subset]), test_labels, _cifar_rows(test_images),
                   prefix=".gpumix-fashion-")
     return output
@@ -153,11 +167,14 @@ def main(argv=None):
                    help="training images per class, drawn at random (default: all 6,000)")
     p.add_argument("--corrupt-fraction", type=float, default=0.0,
                    help="share of training labels redrawn uniformly at random (default: 0)")
+    p.add_argument("--test-per-class", type=int, default=None,
+                   help="write only the first N test images of each class (default: all 10,000 test images)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset, its order and the corruption")
     args = p.parse_args(argv)
     try:
         out = make_fashion(args.idx_dir, args.output, per_class=args.per_class,
-                           corrupt_fraction=args.corrupt_fraction, seed=args.seed)
+                           corrupt_fraction=args.corrupt_fraction, seed=args.seed,
+                           test_per_class=args.test_per_class)
     except (ValueError, TypeError, OSError) as e:
         print(f"gpumix-make-fashion: error: {e}", file=sys.stderr)
         return 1
