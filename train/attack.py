@@ -23,7 +23,7 @@ import pickle
 import sys
 
 __all__ = ["AttackConfig", "AttackModel", "normalize_pixels", "load_attack_model", "fgsm", "ifgsm", "attack",
-           "build_parser", "main"]
+           "read_results", "plot_attack_errors", "build_parser", "main"]
 
 ATTACKS = ("fgsm", "ifgsm")
 DEVICES = ("auto", "cuda", "cpu")
@@ -248,6 +248,57 @@ def attack(cfg):
     out = {"results": results, "run": run_record(settings, device_name)}
     write_text_atomically(cfg.json, json.dumps(out, indent=2))
     return out
+
+
+def read_results(path):
+    """The ``results`` list of a gpumix-attack JSON file; ValueError naming ``path`` if it has none."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            out = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON ({e.msg})") from None
+    if not isinstance(out, dict) or not isinstance(out.get("results"), list):
+        raise ValueError(f"{path}: not a gpumix-attack result (no results list)")
+    return out["results"]
+
+
+def plot_attack_errors(runs, png_path, *, title=None):
+    """Top-1 error against eps, one panel per attack (FGSM, I-FGSM), one line per run; returns ``png_path``.
+
+    ``runs`` maps a label to a gpumix-attack JSON path (a dict, in legend
+    order); a label may map to a list of paths, whose errors at each eps are
+    averaged (seeds), the spread drawn as a band from min to max. Rendered on
+    matplotlib's Agg canvas (no display, no pyplot state).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError(f"runs must be a non-empty dict of label -> JSON path(s), got {runs!r}")
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = dict(zip(ATTACKS, fig.subplots(1, 2, sharey=True)))
+    for label, paths in runs.items():
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        per_run = [read_results(p) for p in paths]
+        for kind, ax in axes.items():
+            eps = sorted({r["eps"] for r in per_run[0] if r["attack"] == kind})
+            errors = [[next(r["top1_error"] for r in results if r["attack"] == kind and r["eps"] == e) for e in eps]
+                      for results in per_run]
+            mean = [sum(col) / len(col) for col in zip(*errors)]
+            (line,) = ax.plot(eps, mean, marker="o", linewidth=1.2, label=label)
+            if len(errors) > 1:
+                ax.fill_between(eps, [min(col) for col in zip(*errors)], [max(col) for col in zip(*errors)],
+                                color=line.get_color(), alpha=0.2)
+    for kind, ax in axes.items():
+        ax.set(xlabel="eps (pixels, 0-255 scale)", ylabel="top-1 error", title=kind.upper().replace("IF", "I-F"),
+               ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.savefig(png_path, dpi=100)
+    return png_path
 
 
 _HELP = {

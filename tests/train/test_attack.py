@@ -158,3 +158,20 @@ def test_cli_help_and_errors(trained, tmp_path, capsys):
     assert main([str(other), *common]) == 1
     assert "is not a gpumix-train checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_plot_attack_errors_averages_seeds(tmp_path):
+    from gpumix.train.attack import plot_attack_errors, read_results
+
+    paths = []
+    for seed, errors in enumerate(([0.1, 0.5], [0.2, 0.7])):
+        results = [{"attack": kind, "eps": eps, "top1_error": e, "source": None, "n": 10}
+                   for kind in ("fgsm", "ifgsm") for eps, e in zip((0.0, 4.0), errors)]
+        paths.append(tmp_path / f"s{seed}.json")
+        paths[-1].write_text(json.dumps({"results": results}))
+    assert read_results(paths[0])[1]["top1_error"] == 0.5
+    png = plot_attack_errors({"two seeds": paths, "one": str(paths[0])}, str(tmp_path / "e.png"), title="t")
+    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png == str(tmp_path / "e.png")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="bad.json: not a gpumix-attack result"):
+        read_results(tmp_path / "bad.json")
