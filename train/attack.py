@@ -262,12 +262,13 @@ def read_results(path):
     return out["results"]
 
 
-def plot_attack_errors(runs, png_path, *, title=None):
+def plot_attack_errors(runs, png_path, *, title=None, dashed=()):
     """Top-1 error against eps, one panel per attack (FGSM, I-FGSM), one line per run; returns ``png_path``.
 
     ``runs`` maps a label to a gpumix-attack JSON path (a dict, in legend
     order); a label may map to a list of paths, whose errors at each eps are
-    averaged (seeds), the spread drawn as a band from min to max. Rendered on
+    averaged (seeds), the spread drawn as a band from min to max; the labels in
+    ``dashed`` are drawn dashed (black-box runs, say). Rendered on
     matplotlib's Agg canvas (no display, no pyplot state).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -286,7 +287,8 @@ def plot_attack_errors(runs, png_path, *, title=None):
             errors = [[next(r["top1_error"] for r in results if r["attack"] == kind and r["eps"] == e) for e in eps]
                       for results in per_run]
             mean = [sum(col) / len(col) for col in zip(*errors)]
-            (line,) = ax.plot(eps, mean, marker="o", linewidth=1.2, label=label)
+            (line,) = ax.plot(eps, mean, marker="o", linewidth=1.2, label=label,
+                              linestyle="--" if label in dashed else "-")
             if len(errors) > 1:
                 ax.fill_between(eps, [min(col) for col in zip(*errors)], [max(col) for col in zip(*errors)],
                                 color=line.get_color(), alpha=0.2)
@@ -294,7 +296,7 @@ def plot_attack_errors(runs, png_path, *, title=None):
         ax.set(xlabel="eps (pixels, 0-255 scale)", ylabel="top-1 error", title=kind.upper().replace("IF", "I-F"),
                ylim=(0, 1))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="lower right", fontsize="small")
     if title:
         fig.suptitle(title)
     fig.savefig(png_path, dpi=100)

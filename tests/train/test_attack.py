@@ -170,7 +170,8 @@ def test_plot_attack_errors_averages_seeds(tmp_path):
         paths.append(tmp_path / f"s{seed}.json")
         paths[-1].write_text(json.dumps({"results": results}))
     assert read_results(paths[0])[1]["top1_error"] == 0.5
-    png = plot_attack_errors({"two seeds": paths, "one": str(paths[0])}, str(tmp_path / "e.png"), title="t")
+    png = plot_attack_errors({"two seeds": paths, "one": str(paths[0])}, str(tmp_path / "e.png"), title="t",
+                             dashed={"one"})
     assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png == str(tmp_path / "e.png")
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="bad.json: not a gpumix-attack result"):
