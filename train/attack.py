@@ -200,7 +200,7 @@ def ifgsm(source, pixels, labels, eps, steps):
     return x
 
 
-def _errors(target, images):
+def _predictions(target, images):
     import torch
 
     with torch.no_grad():
@@ -226,6 +226,9 @@ def attack(cfg):
     device = resolve_device(cfg.device, 0)
     target = load_attack_model(cfg.checkpoint, device)
     source = target if cfg.source is None else load_attack_model(cfg.source, device)
+    if source.dataset != target.dataset:
+        raise ValueError(f"source: {cfg.source} was trained on {source.dataset}, the target {cfg.checkpoint} on "
+                         f"{target.dataset}; a black-box attack needs the same classes")
     images, labels = load_cifar(cfg.data, target.dataset, "test")
     if cfg.limit is not None:
         images, labels = images[:cfg.limit], labels[:cfg.limit]
@@ -238,7 +241,7 @@ def attack(cfg):
         for eps in cfg.eps:
             for kind in ATTACKS:
                 adv = fgsm(source, pixels, y, eps) if kind == "fgsm" else ifgsm(source, pixels, y, eps, cfg.steps)
-                wrong[(kind, eps)] += int((_errors(target, adv) != y).sum())
+                wrong[(kind, eps)] += int((_predictions(target, adv) != y).sum())
     n = len(images)
     results = [{"attack": kind, "eps": eps, "top1_error": wrong[(kind, eps)] / n, "source": cfg.source, "n": n}
                for kind in ATTACKS for eps in cfg.eps]

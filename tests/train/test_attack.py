@@ -10,6 +10,7 @@ from gpumix.tools.cifar_writer import write_cifar10
 from gpumix.train.attack import AttackConfig, AttackModel, fgsm, ifgsm, main, normalize_pixels
 from gpumix.train.checkpoint import load_checkpoint, save_checkpoint
 from gpumix.train.data import MEAN, STD
+from gpumix.train.models import build_model
 
 CIFAR_MEAN, CIFAR_STD = MEAN["cifar10"], STD["cifar10"]
 
@@ -157,6 +158,12 @@ def test_cli_help_and_errors(trained, tmp_path, capsys):
     save_checkpoint(other, {"model": {}, "step": 1})
     assert main([str(other), *common]) == 1
     assert "is not a gpumix-train checkpoint" in capsys.readouterr().err
+    state = load_checkpoint(trained["checkpoint"])
+    state["config"]["dataset"] = "cifar100"
+    state["model"] = build_model("resnet18", 100).state_dict()
+    save_checkpoint(other, state)
+    assert main([trained["checkpoint"], *common, "--source", str(other)]) == 1
+    assert "was trained on cifar100, the target" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
 
 
