@@ -52,6 +52,8 @@ setup(
             "gpumix-bench=gpumix.bench.main:main",
             "gpumix-train=gpumix.train.__main__:main",
             "gpumix-make-digits=gpumix.tools.digits:main",
+            "gpumix-make-fashion=gpumix.tools.fashion:main",
+            "gpumix-attack=gpumix.train.attack:main",
             "gpumix-bench-operator=gpumix.bench.operator:main",
             "gpumix-bench-pipeline=gpumix.bench.pipeline:main",
             "gpumix-make-dataset=gpumix.tools.make_dataset:main",

@@ -7,7 +7,8 @@ Each line is one JSON object. The plot reads records with ``"kind": "step"``
 import json
 import os
 
-__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs", "write_text_atomically"]
+__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs", "write_text_atomically",
+           "error_summary"]
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -98,6 +99,26 @@ def read_metrics(path):
                 raise ValueError(f"{path}: line {number} is a {type(record).__name__}, not a JSON object")
             records.append(record)
     return records
+
+
+def error_summary(path, last=5):
+    """Top-1 test error of a run from its metrics.jsonl epoch records (1 - top1).
+
+    Returns ``{"best": min error, "best_epoch": its epoch (the first if tied),
+    "last_mean": mean error of the last ``last`` epoch records, "last_epochs":
+    how many were averaged, "epochs": the last epoch}``. ValueError naming
+    ``path`` if it holds no epoch record with top1; ``last`` >= 1.
+    """
+    if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+        raise ValueError(f"last must be an int >= 1, got {last!r}")
+    epochs = [r for r in _plotted(read_metrics(path))[1] if "top1" in r]
+    if not epochs:
+        raise ValueError(f"{path}: no epoch records with top1")
+    errors = [1.0 - r["top1"] for r in epochs]
+    best = min(range(len(errors)), key=errors.__getitem__)
+    tail = errors[-last:]
+    return {"best": errors[best], "best_epoch": epochs[best]["epoch"], "last_mean": sum(tail) / len(tail),
+            "last_epochs": len(tail), "epochs": epochs[-1]["epoch"]}
 
 
 def _plotted(records):

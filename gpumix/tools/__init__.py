@@ -1,2 +1,2 @@
-"""Command-line tools: gpumix-make-dataset and gpumix-scan."""
+"""Command-line tools: gpumix-make-dataset, gpumix-scan, gpumix-make-digits, gpumix-make-fashion, gpumix-label-fit."""
 __all__ = []

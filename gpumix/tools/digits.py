@@ -12,20 +12,14 @@ in the mixup paper's corrupted-label experiment; test labels are never changed.
 """
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 
 from gpumix._checks import check_float, check_int
+from gpumix.tools.cifar_writer import FOLDER, SIZE, TRAIN_FILES, corrupt_labels, write_cifar10
 
 __all__ = ["make_digits", "main", "FOLDER", "TRAIN_FILES"]
-
-FOLDER = "cifar-10-batches-bin"
-TRAIN_FILES = 5  # data_batch_1..5.bin, as in the official archive (gpumix.pipelines.cifar_files reads all five)
-NUM_CLASSES = 10
-SIZE = 32
 
 
 def _load_digits():
@@ -71,30 +65,9 @@ def make_digits(out_dir, *, seed=0, test_fraction=0.25, corrupt_fraction=0.0):
     order = rng.permutation(len(images))
     n_test = min(max(1, round(len(images) * test_fraction)), len(images) - 1)
     test, train = order[:n_test], order[n_test:]
-    train_labels = labels[train].copy()
-    n_corrupt = round(len(train) * corrupt_fraction)
-    if n_corrupt:
-        chosen = rng.choice(len(train), size=n_corrupt, replace=False)
-        train_labels[chosen] = rng.integers(0, NUM_CLASSES, size=n_corrupt)
+    train_labels = corrupt_labels(labels[train], corrupt_fraction, rng)
     rows = _cifar_rows(images)
-    files = {f"data_batch_{k + 1}.bin": idx for k, idx in enumerate(np.array_split(np.arange(len(train)), TRAIN_FILES))}
-    os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".gpumix-digits-", dir=out_dir)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would stick to the folder
-        for name, idx in files.items():
-            records = np.concatenate([train_labels[idx, None].astype(np.uint8), rows[train[idx]]], axis=1)
-            records.tofile(os.path.join(staging, name))
-        np.concatenate([labels[test, None].astype(np.uint8), rows[test]], axis=1).tofile(
-            os.path.join(staging, "test_batch.bin"))
-        with open(os.path.join(staging, "batches.meta.txt"), "w", encoding="ascii") as f:
-            f.write("".join(f"{k}\n" for k in range(NUM_CLASSES)))
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_cifar10(out_dir, train_labels, rows[train], labels[test], rows[test], prefix=".gpumix-digits-")
     return out_dir
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gpumix.tools.cifar_writer import write_cifar10
 from gpumix.tools.label_fit import label_fit, main
 from gpumix.train.checkpoint import save_checkpoint
 from gpumix.train.data import MEAN, STD
@@ -15,17 +16,11 @@ TRAIN, TEST = 60, 20
 
 
 def _write_cifar(root, images, labels, test_images, test_labels):
-    """CIFAR-10 binary layout: 5 train files and a test file of (label byte, R, G, B planes) records."""
-    folder = root / "cifar-10-batches-bin"
-    folder.mkdir(parents=True)
+    """The CIFAR-10 binary folder of uint8 (N, 32, 32, 3) HWC images, through the tools' shared writer."""
+    def rows(x):
+        return x.transpose(0, 3, 1, 2).reshape(len(x), -1)
 
-    def records(x, y):
-        return np.concatenate([y[:, None].astype(np.uint8), x.transpose(0, 3, 1, 2).reshape(len(x), -1)], axis=1)
-
-    for k, idx in enumerate(np.array_split(np.arange(len(images)), 5)):
-        records(images[idx], labels[idx]).tofile(folder / f"data_batch_{k + 1}.bin")
-    records(test_images, test_labels).tofile(folder / "test_batch.bin")
-    (folder / "batches.meta.txt").write_text("".join(f"{k}\n" for k in range(10)))
+    write_cifar10(root, labels, rows(images), test_labels, rows(test_images))
     return str(root)
 
 

@@ -1,4 +1,5 @@
 """gpumix.train.metrics: the JSON-lines log and its plot."""
+import json
 import random
 
 import pytest
@@ -140,3 +141,22 @@ def test_plot_runs_refuses_what_it_cannot_draw(tmp_path):
     with pytest.raises(ValueError, match=r"smooth must be an int >= 1, got 0"):
         plot_runs({"ERM": empty}, tmp_path / "x.png", smooth=0)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_error_summary_best_and_last_epochs(tmp_path):
+    from gpumix.train.metrics import error_summary
+
+    path = tmp_path / "metrics.jsonl"
+    top1 = [0.5, 0.8, 0.9, 0.7, 0.85, 0.75, 0.8]
+    lines = [{"kind": "step", "step": 1, "loss": 1.0}]
+    lines += [{"kind": "epoch", "epoch": e + 1, "top1": t} for e, t in enumerate(top1)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    s = error_summary(path, last=5)
+    assert s["best_epoch"] == 3 and s["best"] == pytest.approx(0.1) and s["epochs"] == 7
+    assert s["last_mean"] == pytest.approx((0.1 + 0.3 + 0.15 + 0.25 + 0.2) / 5) and s["last_epochs"] == 5
+    assert error_summary(path, last=50)["last_epochs"] == 7
+    with pytest.raises(ValueError, match="last must be an int >= 1, got 0"):
+        error_summary(path, last=0)
+    path.write_text(json.dumps(lines[0]) + "\n")
+    with pytest.raises(ValueError, match="no epoch records with top1"):
+        error_summary(path)
