@@ -14,6 +14,7 @@ from nvidia.dali import fn, pipeline_def, types
 from gpumix._checks import check_int
 from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
+from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
 
 __all__ = ["imagenet_train", "imagenet_val", "imagenet_source"]
 
@@ -98,7 +99,7 @@ def _read(source, *, shuffle, seed, shard_id, num_shards):
 
 
 @pipeline_def
-def _imagenet_train(source, crop, device, reader):
+def _imagenet_train(source, crop, device, reader, augment=None):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
         # ROI decode: only the random crop window is decoded, on the GPU and its hardware decoder.
@@ -115,6 +116,8 @@ def _imagenet_train(source, crop, device, reader):
     # mirror only: uint8 in, uint8 HWC out, no normalization (the fused operator normalizes)
     images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
                                       mirror=fn.random.coin_flip(probability=0.5))
+    if augment is not None:  # auto-augment on the final uint8 HWC crops, on the pipeline's device
+        images = apply_auto_augment(images, augment, (crop, crop))
     return images, labels
 
 
@@ -128,7 +131,7 @@ def _imagenet_val(source, crop, resize, device, reader):
 
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None, prefetch_queue_depth=2):
+                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, auto_augment=None):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     Returns a DALI ``Pipeline`` (not built) whose outputs are uint8 HWC
@@ -137,14 +140,18 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     ``Pipeline.checkpoint()``) to resume. ``prefetch_queue_depth`` is DALI's
     (batches prepared ahead of the consumer). Shuffling depends on ``(seed, epoch)``
     only, and the ``num_shards`` shards split each epoch's permutation.
+    ``auto_augment``: None, "randaugment", "trivialaugment", "autoaugment" or a
+    ``gpumix.pipelines.AutoAugment`` with its knobs; it runs after the flip,
+    on the pipeline's device, deterministic per seed and restored by checkpoints.
     """
     check_int("crop", crop, 1)
+    augment = auto_augment_config(auto_augment)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
     reader = dict(seed=seed, shard_id=shard_id, num_shards=num_shards)
-    pipe = _imagenet_train(source, crop, device, reader, **kwargs)
+    pipe = _imagenet_train(source, crop, device, reader, augment, enable_conditionals=augment is not None, **kwargs)
     return make_explaining(pipe, lambda: _read(source, shuffle=True, **reader), prefetch_queue_depth + 1)
 
 
