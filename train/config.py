@@ -16,7 +16,7 @@ import yaml
 
 from gpumix._checks import check_bool, check_float, check_int
 from gpumix.train.losses import LossKind
-from gpumix.train.schedule import LRSchedule
+from gpumix.train.schedule import DECAYS, LRSchedule
 
 __all__ = ["TrainConfig", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
@@ -24,6 +24,9 @@ DATASETS = ("imagenet", "cifar10", "cifar100")
 DEVICES = ("auto", "cuda", "cpu")
 AMP_MODES = ("bf16", "fp16", "off")
 LOSSES = tuple(kind.value for kind in LossKind)
+OPTIMIZERS = ("sgd", "adamw")
+# gpumix.pipelines.auto_augment.POLICIES, plus "none" so that a flag can turn a recipe's policy off
+AUTO_AUGMENTS = ("randaugment", "trivialaugment", "autoaugment", "none")
 IMAGENET_CROP = 224
 CIFAR_SIZE = 32  # the CIFAR pipelines always crop 32x32
 
@@ -80,6 +83,16 @@ class TrainConfig:
     # The official MixupE README's --mixupe_version 3 run (--mixup_eta 0.001 --threshold 1.0).
     mixupe_eta: float = 0.001
     mixupe_tau: float = 1.0
+    # issue 15: timm's --mixup-off-epoch, --bce-loss/--bce-target-thresh/--bce-sum, --aa, --opt adamw, --sched cosine
+    mixup_off_epoch: int | None = None
+    bce_target_thresh: float | None = None
+    bce_sum: bool = False
+    auto_augment: str | None = None
+    randaug_num_ops: int = 2
+    randaug_magnitude: int = 9
+    optimizer: str = "sgd"
+    lr_decay: str = "step"
+    min_lr: float = 0.0
     base_lr: float = 0.1
     peak_lr: float = 0.4
     warmup_epochs: float = 5.0
@@ -122,8 +135,24 @@ class TrainConfig:
         if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or math.isnan(tau):
             raise ValueError(f"mixupe_tau must be a float (finite or inf), got {tau!r}")
         self.mixupe_tau = float(tau)
+        self.mixup_off_epoch = _optional_int("mixup_off_epoch", self.mixup_off_epoch, 0)
+        if self.bce_target_thresh is not None:
+            self.bce_target_thresh = check_float("bce_target_thresh", self.bce_target_thresh, 0.0, 1.0,
+                                                 high_open=True)
+        self.bce_sum = check_bool("bce_sum", self.bce_sum)
+        if self.auto_augment is not None:
+            self.auto_augment = _literal("auto_augment", self.auto_augment, AUTO_AUGMENTS)
+            self.auto_augment = None if self.auto_augment == "none" else self.auto_augment
+        self.randaug_num_ops = check_int("randaug_num_ops", self.randaug_num_ops, 1)
+        self.randaug_magnitude = check_int("randaug_magnitude", self.randaug_magnitude, 0)
+        if self.randaug_magnitude > 10:
+            raise ValueError(f"randaug_magnitude must be in [0, 10] (timm's scale), got {self.randaug_magnitude}")
+        self.optimizer = _literal("optimizer", self.optimizer, OPTIMIZERS)
+        self.lr_decay = _literal("lr_decay", self.lr_decay, DECAYS)
+        self.min_lr = check_float("min_lr", self.min_lr, 0.0, math.inf)
         schedule = LRSchedule(base_lr=self.base_lr, peak_lr=self.peak_lr, warmup_epochs=self.warmup_epochs,
-                              milestones=self.milestones, gamma=self.gamma, steps_per_epoch=1)
+                              milestones=self.milestones, gamma=self.gamma, steps_per_epoch=1,
+                              **self.schedule_decay())
         self.base_lr, self.peak_lr, self.warmup_epochs = schedule.base_lr, schedule.peak_lr, schedule.warmup_epochs
         self.milestones, self.gamma = schedule.milestones, schedule.gamma
         self.momentum = check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
@@ -160,8 +189,20 @@ class TrainConfig:
                                  f"got {self.val_resize}")
         if self.loss == LossKind.MIXUPE.value and self.mixup_alpha == 0:
             raise ValueError("mixup_alpha must be > 0 with loss 'mixupe' (MixupE regularizes mixup), got 0.0")
+        mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
+        if self.mixup_off_epoch is not None and not mixing:
+            raise ValueError(f"mixup_off_epoch needs mixup or CutMix on (mixup_alpha or cutmix_alpha > 0), "
+                             f"got {self.mixup_off_epoch}")
+        for name in ("bce_target_thresh", "bce_sum"):
+            if getattr(self, name) not in (None, False) and self.loss != LossKind.BCE.value:
+                raise ValueError(f"{name} applies to loss 'bce' only, got {getattr(self, name)!r} with loss "
+                                 f"{self.loss!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
+
+    def schedule_decay(self):
+        """``LRSchedule``'s decay keywords for this run: the decay kind, its end epoch and its floor."""
+        return dict(decay=self.lr_decay, total_epochs=self.epochs, min_lr=self.min_lr)
 
     def to_dict(self):
         """A dict of plain str/int/float/bool/None/list values: JSON- and weights_only-safe."""
@@ -239,6 +280,25 @@ _HELP = {
     "milestones": "epochs at which the learning rate is multiplied by gamma",
     "dist_timeout": "seconds a collective may wait for the other ranks before the run stops with an error",
 }
+# The flags of issue 15's modern recipes, kept apart so that other flag additions merge cleanly.
+_RECIPE_FLAGS = (
+    ("mixup_off_epoch", int, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
+    ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
+    ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
+)
+_RECIPE_HELP = {
+    "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
+                       "(timm's --mixup-off-epoch)",
+    "bce_target_thresh": "with --loss bce: targets above it become 1, the rest 0 (timm's --bce-target-thresh)",
+    "bce_sum": "with --loss bce: sum over classes, mean over the batch (timm's --bce-sum)",
+    "auto_augment": "auto-augment in the DALI train pipeline, after the crop and flip ('none' turns a recipe's off)",
+    "randaug_num_ops": "RandAugment's number of ops per image (timm's rand-n)",
+    "randaug_magnitude": "RandAugment's magnitude, 0-10 as in timm (rand-m9)",
+    "optimizer": "sgd (momentum, nesterov) or adamw (torch's; betas 0.9/0.999, no weight decay on 1-D weights "
+                 "and biases, as timm)",
+    "lr_decay": "after the warmup: step (milestones, gamma) or cosine to --min-lr at the last epoch",
+    "min_lr": "the cosine decay's final learning rate",
+}
 
 
 def build_parser():
@@ -246,9 +306,9 @@ def build_parser():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     parser = argparse.ArgumentParser(prog="python -m gpumix.train", argument_default=argparse.SUPPRESS,
                                      description="Train an image classifier with gpumix's fused mixup + normalize.")
-    for name, kind, choices in _FLAGS:
+    for name, kind, choices in _FLAGS + _RECIPE_FLAGS:
         flag = "--" + name.replace("_", "-")
-        text = _HELP.get(name, "")
+        text = _HELP.get(name, _RECIPE_HELP.get(name, ""))
         if name != "crop":
             text = f"{text} (default: {defaults[name]})".strip()
         if kind == "store_true":

@@ -21,18 +21,23 @@ from gpumix.train import dist
 from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint, remove_partial_writes,
                                      rng_state, save_checkpoint, set_rng_state)
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
-from gpumix.train.losses import mixupe_loss, pair_ce, soft_target_ce
+from gpumix.train.losses import bce_loss, mixupe_loss, pair_ce, soft_target_ce
 from gpumix.train.metrics import MetricsLog, plot_metrics, write_text_atomically
 from gpumix.train.models import build_model
+from gpumix.train.optim import build_optimizer
 from gpumix.train.schedule import LRSchedule
 
-__all__ = ["train", "NonFiniteLoss", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "NonFiniteLoss", "CHECKPOINT_FORMAT", "RUN_IDENTITY_DEFAULTS"]
 
 CHECKPOINT_FORMAT = "gpumix.train/1"
 # Settings that must match for a checkpoint to continue the same run.
 _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", "cutmix_alpha", "label_smoothing",
                  "loss", "crop", "base_lr", "peak_lr", "warmup_epochs", "milestones", "gamma", "momentum",
                  "weight_decay", "nesterov", "amp", "channels_last", "epochs")
+# Added later (issue 15): a checkpoint written before them has none and ran with these defaults.
+RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
+                          "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
+                          "min_lr": 0.0}
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -84,13 +89,12 @@ class _Trainer:
                              f"({cfg.global_batch_size // where.world_size} per rank on {where.world_size} ranks)")
         self.schedule = LRSchedule(base_lr=cfg.base_lr, peak_lr=cfg.peak_lr, warmup_epochs=cfg.warmup_epochs,
                                    milestones=cfg.milestones, gamma=cfg.gamma,
-                                   steps_per_epoch=len(self.train_loader))
+                                   steps_per_epoch=len(self.train_loader), **cfg.schedule_decay())
 
         model = build_model(cfg.arch, self.num_classes).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=self.schedule.lr_at(0), momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        self.optimizer = build_optimizer(model, cfg, self.schedule.lr_at(0))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.amp == "fp16")
         self.step = 0
         if resume_state is not None:
@@ -132,6 +136,10 @@ class _Trainer:
             if state["config"][name] != current[name]:
                 raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
                                  f"{state['config'][name]!r}")
+        for name, default in RUN_IDENTITY_DEFAULTS.items():
+            if state["config"].get(name, default) != current[name]:
+                raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
+                                 f"{state['config'].get(name, default)!r}")
         if where.is_main:
             remove_partial_writes(found)  # the killed run's half-written checkpoint, if it died while saving
         return state
@@ -150,10 +158,17 @@ class _Trainer:
         with _autocast(self.device, cfg.amp):
             if self.train_loader.mixup is None:  # ERM: integer labels
                 images, labels = batch
+                if cfg.loss == "bce":
+                    return bce_loss(self.model(images), labels, label_smoothing=cfg.label_smoothing,
+                                    target_threshold=cfg.bce_target_thresh, sum_classes=cfg.bce_sum)
                 return F.cross_entropy(self.model(images).float(), labels, label_smoothing=cfg.label_smoothing)
             if cfg.loss == "soft":
                 images, targets = batch
                 return soft_target_ce(self.model(images), targets)
+            if cfg.loss == "bce":  # the operator's targets are already smoothed and mixed
+                images, targets = batch
+                return bce_loss(self.model(images), targets, target_threshold=cfg.bce_target_thresh,
+                                sum_classes=cfg.bce_sum)
             if cfg.loss == "pair":
                 return pair_ce(self.model(batch.images), batch.labels, batch.index, batch.lam, cfg.label_smoothing)
             # MixupE: the clean batch goes through the same forward, so DDP sees one forward per backward
