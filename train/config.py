@@ -25,6 +25,7 @@ DEVICES = ("auto", "cuda", "cpu")
 AMP_MODES = ("bf16", "fp16", "off")
 LOSSES = tuple(kind.value for kind in LossKind)
 OPTIMIZERS = ("sgd", "adamw")
+MIXUP_MODES = ("batch", "pair", "elem")  # gpumix.MixMode's values
 # gpumix.pipelines.auto_augment.POLICIES, plus "none" so that a flag can turn a recipe's policy off
 AUTO_AUGMENTS = ("randaugment", "trivialaugment", "autoaugment", "none")
 IMAGENET_CROP = 224
@@ -85,6 +86,9 @@ class TrainConfig:
     mixupe_tau: float = 1.0
     # issue 15: timm's --mixup-off-epoch, --bce-loss/--bce-target-thresh/--bce-sum, --aa, --opt adamw, --sched cosine
     mixup_off_epoch: int | None = None
+    mixup_mode: str = "batch"
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
     bce_target_thresh: float | None = None
     bce_sum: bool = False
     auto_augment: str | None = None
@@ -136,6 +140,9 @@ class TrainConfig:
             raise ValueError(f"mixupe_tau must be a float (finite or inf), got {tau!r}")
         self.mixupe_tau = float(tau)
         self.mixup_off_epoch = _optional_int("mixup_off_epoch", self.mixup_off_epoch, 0)
+        self.mixup_mode = _literal("mixup_mode", self.mixup_mode, MIXUP_MODES)
+        self.mixup_prob = check_float("mixup_prob", self.mixup_prob, 0.0, 1.0)
+        self.mixup_switch_prob = check_float("mixup_switch_prob", self.mixup_switch_prob, 0.0, 1.0)
         if self.bce_target_thresh is not None:
             self.bce_target_thresh = check_float("bce_target_thresh", self.bce_target_thresh, 0.0, 1.0,
                                                  high_open=True)
@@ -282,13 +289,17 @@ _HELP = {
 }
 # The flags of issue 15's modern recipes, kept apart so that other flag additions merge cleanly.
 _RECIPE_FLAGS = (
-    ("mixup_off_epoch", int, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
+    ("mixup_off_epoch", int, None), ("mixup_mode", str, MIXUP_MODES), ("mixup_prob", float, None),
+    ("mixup_switch_prob", float, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
     ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
     ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
 )
 _RECIPE_HELP = {
     "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
                        "(timm's --mixup-off-epoch)",
+    "mixup_mode": "one lam per batch, per pair or per sample (timm's --mixup-mode)",
+    "mixup_prob": "chance that a batch (pair, sample) is mixed at all (timm's --mixup-prob)",
+    "mixup_switch_prob": "chance of CutMix rather than mixup when both are on (timm's --mixup-switch-prob)",
     "bce_target_thresh": "with --loss bce: targets above it become 1, the rest 0 (timm's --bce-target-thresh)",
     "bce_sum": "with --loss bce: sum over classes, mean over the batch (timm's --bce-sum)",
     "auto_augment": "auto-augment in the DALI train pipeline, after the crop and flip ('none' turns a recipe's off)",

@@ -99,7 +99,8 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
     mixup = None
     if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
         mixup = Mixup(num_classes=num_classes, alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha,
-                      label_smoothing=cfg.label_smoothing, seed=cfg.seed, off_epoch=cfg.mixup_off_epoch)
+                      label_smoothing=cfg.label_smoothing, seed=cfg.seed, off_epoch=cfg.mixup_off_epoch,
+                      mode=cfg.mixup_mode, prob=cfg.mixup_prob, switch_prob=cfg.mixup_switch_prob)
     norm = dict(mean=MEAN[cfg.dataset], std=STD[cfg.dataset], dtype=input_dtype(device, cfg.amp),
                 channels_last=cfg.channels_last)
     # DROP: every step has the full global batch (Goyal et al. keep it constant), and every rank

@@ -35,9 +35,10 @@ _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", 
                  "loss", "crop", "base_lr", "peak_lr", "warmup_epochs", "milestones", "gamma", "momentum",
                  "weight_decay", "nesterov", "amp", "channels_last", "epochs")
 # Added later (issue 15): a checkpoint written before them has none and ran with these defaults.
-RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
-                          "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
-                          "min_lr": 0.0}
+RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_prob": 1.0, "mixup_switch_prob": 0.5,
+                         "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
+                         "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
+                         "min_lr": 0.0}
 
 
 class NonFiniteLoss(FloatingPointError):

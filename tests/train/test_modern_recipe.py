@@ -47,6 +47,9 @@ def test_flags_override_and_none_turns_auto_augment_off():
     ({"bce_target_thresh": 0.2}, ValueError, r"bce_target_thresh applies to loss 'bce' only, got 0.2 with loss "
                                              r"'pair'"),
     ({"bce_sum": True}, ValueError, r"bce_sum applies to loss 'bce' only, got True with loss 'pair'"),
+    ({"mixup_mode": "pairs"}, ValueError, r"mixup_mode must be one of 'batch', 'pair', 'elem', got 'pairs'"),
+    ({"mixup_prob": 1.5}, ValueError, r"mixup_prob must be in \[0.0, 1.0\], got 1.5"),
+    ({"mixup_switch_prob": -0.1}, ValueError, r"mixup_switch_prob must be in \[0.0, 1.0\], got -0.1"),
     ({"bce_sum": "yes"}, TypeError, r"bce_sum must be a bool, got 'yes'"),
     ({"auto_augment": "rand-m9"}, ValueError, r"auto_augment must be one of 'randaugment', 'trivialaugment', "
                                               r"'autoaugment', 'none', got 'rand-m9'"),
@@ -60,6 +63,16 @@ def test_flags_override_and_none_turns_auto_augment_off():
 def test_invalid_fields_are_refused_by_name(changes, error, message):
     with pytest.raises(error, match=message):
         TrainConfig(**changes)
+
+
+def test_mixup_flags_reach_the_train_iterators_mixup(imagenet):
+    from gpumix.train.data import build_loaders
+    cfg = parse_config(["--data", imagenet, "--mixup-mode", "elem", "--mixup-prob", "0.8", "--mixup-switch-prob",
+                        "0.3", "--cutmix-alpha", "1.0", "--mixup-off-epoch", "7", "--global-batch-size", "8",
+                        "--crop", "16", "--device", "cpu", "--num-threads", "1"])
+    train, _ = build_loaders(cfg, device=torch.device("cpu"), rank=0, world_size=1, num_classes=4)
+    mix = train.mixup
+    assert (mix.mode.value, mix.prob, mix.switch_prob, mix.off_epoch, mix.cutmix_alpha) == ("elem", 0.8, 0.3, 7, 1.0)
 
 
 def test_auto_augment_of_maps_the_randaugment_knobs():
