@@ -1,6 +1,7 @@
 """Auto-augment in the DALI train pipelines (CPU): validation, effect, determinism per seed, exact resume."""
 import numpy as np
 import pytest
+import torch
 
 from gpumix.pipelines import AutoAugment, AutoAugmentPolicy, cifar_train, imagenet_train
 
@@ -105,3 +106,28 @@ def test_cifar_policy_keeps_shape_and_changes_pixels(datasets, policy):
     assert xa.shape == (8, 32, 32, 3) and xa.dtype == np.uint8
     assert np.array_equal(lp, la)  # the same samples: the source does not depend on the augmentation
     assert not np.array_equal(xp, xa)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("policy", POLICIES)
+def test_gpu_pipelines_augment_on_the_device_and_resume_exactly(datasets, policy):
+    def build(checkpoint=None):
+        pipe = imagenet_train(datasets["file_list"], batch_size=5, crop=24, device="gpu", num_threads=1, seed=3,
+                              checkpoint=checkpoint, auto_augment=policy)
+        pipe.build()
+        return pipe
+
+    def run(pipe, n):
+        out = []
+        for _ in range(n):
+            images, labels = pipe.run()
+            assert "gpu" in type(images).__name__.lower()  # the augmented batch stays on the device
+            out.append(np.stack([np.array(t) for t in images.as_cpu()]))
+        return out
+
+    pipe = build()
+    run(pipe, 2)
+    state = pipe.checkpoint()
+    expected = run(pipe, 2)
+    for e, g in zip(expected, run(build(state), 2)):
+        assert e.shape == (5, 24, 24, 3) and np.array_equal(e, g)
