@@ -97,6 +97,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr_decay: str = "step"
     min_lr: float = 0.0
+    clip_grad: float | None = None
     base_lr: float = 0.1
     peak_lr: float = 0.4
     warmup_epochs: float = 5.0
@@ -157,6 +158,10 @@ class TrainConfig:
         self.optimizer = _literal("optimizer", self.optimizer, OPTIMIZERS)
         self.lr_decay = _literal("lr_decay", self.lr_decay, DECAYS)
         self.min_lr = check_float("min_lr", self.min_lr, 0.0, math.inf)
+        if self.clip_grad is not None:
+            self.clip_grad = check_float("clip_grad", self.clip_grad, 0.0, math.inf)
+            if self.clip_grad <= 0:
+                raise ValueError(f"clip_grad must be > 0 (or None for no clipping), got {self.clip_grad!r}")
         schedule = LRSchedule(base_lr=self.base_lr, peak_lr=self.peak_lr, warmup_epochs=self.warmup_epochs,
                               milestones=self.milestones, gamma=self.gamma, steps_per_epoch=1,
                               **self.schedule_decay())
@@ -293,6 +298,7 @@ _RECIPE_FLAGS = (
     ("mixup_switch_prob", float, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
     ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
     ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
+    ("clip_grad", float, None),
 )
 _RECIPE_HELP = {
     "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
@@ -309,6 +315,7 @@ _RECIPE_HELP = {
                  "and biases, as timm)",
     "lr_decay": "after the warmup: step (milestones, gamma) or cosine to --min-lr at the last epoch",
     "min_lr": "the cosine decay's final learning rate",
+    "clip_grad": "clip the global gradient norm to this value (timm's --clip-grad, DeiT III's 1.0)",
 }
 
 

@@ -38,7 +38,7 @@ _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", 
 RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_prob": 1.0, "mixup_switch_prob": 0.5,
                          "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
                          "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
-                         "min_lr": 0.0}
+                         "min_lr": 0.0, "clip_grad": None}
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -186,6 +186,9 @@ class _Trainer:
         loss = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad is not None:  # on the true gradients: unscale fp16's first
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1

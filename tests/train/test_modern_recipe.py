@@ -58,6 +58,8 @@ def test_flags_override_and_none_turns_auto_augment_off():
     ({"optimizer": "lamb"}, ValueError, r"optimizer must be one of 'sgd', 'adamw', got 'lamb'"),
     ({"lr_decay": "linear"}, ValueError, r"lr_decay must be one of 'step', 'cosine', got 'linear'"),
     ({"lr_decay": "cosine", "epochs": 5}, ValueError, r"total_epochs must be > warmup_epochs \(5.0\)"),
+    ({"clip_grad": 0.0}, ValueError, r"clip_grad must be > 0 \(or None for no clipping\), got 0.0"),
+    ({"clip_grad": float("inf")}, ValueError, r"clip_grad must be >= 0.0, got inf"),
     ({"min_lr": 1.0}, ValueError, r"min_lr must be in \[0.0, 0.4\], got 1.0"),
 ])
 def test_invalid_fields_are_refused_by_name(changes, error, message):
@@ -99,7 +101,7 @@ def test_identity_defaults_are_the_config_defaults():
 RSB_LIKE = ["--loss", "bce", "--bce-target-thresh", "0.2", "--mixup-alpha", "0.1", "--cutmix-alpha", "1.0",
      "--mixup-off-epoch", "1", "--auto-augment", "randaugment", "--randaug-magnitude", "6", "--optimizer", "adamw",
      "--lr-decay", "cosine", "--base-lr", "1e-4", "--peak-lr", "1e-3", "--warmup-epochs", "1", "--weight-decay",
-     "0.02", "--min-lr", "1e-6"]
+     "0.02", "--min-lr", "1e-6", "--clip-grad", "1.0"]
 
 
 def test_resumed_rsb_like_run_ends_with_the_same_weights(imagenet, tmp_path):
@@ -134,3 +136,17 @@ def test_resume_refuses_a_changed_issue15_setting(imagenet, tmp_path, capsys):
     assert main(args + ["--auto-augment", "randaugment"]) == 0
     assert main(args + ["--resume", "--auto-augment", "trivialaugment"]) == 1
     assert "auto_augment is 'trivialaugment' but the checkpoint's run used 'randaugment'" in capsys.readouterr().err
+
+
+def test_clip_grad_bounds_the_first_sgd_step(imagenet, tmp_path):
+    # SGD's first step with momentum and no weight decay moves the weights by lr * the (clipped) gradient
+    out = tmp_path / "clip"
+    args = ["--data", imagenet, "--epochs", "1", "--output", str(out), "--max-steps", "1", "--weight-decay", "0",
+            "--warmup-epochs", "0", "--base-lr", "0.5", "--peak-lr", "0.5", "--clip-grad", "1e-3"] + TINY
+    assert main(args) == 0
+    torch.manual_seed(0)  # the trainer seeds torch with --seed before it builds the model
+    initial = build_model("resnet18", 4).state_dict()
+    after = load_checkpoint(out / "checkpoint.pt")["model"]
+    names = [n for n, _ in build_model("resnet18", 4).named_parameters()]
+    moved = torch.sqrt(sum(((after[n] - initial[n]).double() ** 2).sum() for n in names))
+    assert 0 < moved <= 0.5 * 1e-3 * (1 + 1e-5)
