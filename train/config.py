@@ -98,6 +98,7 @@ class TrainConfig:
     lr_decay: str = "step"
     min_lr: float = 0.0
     clip_grad: float | None = None
+    model_ema_decay: float | None = None
     base_lr: float = 0.1
     peak_lr: float = 0.4
     warmup_epochs: float = 5.0
@@ -158,6 +159,8 @@ class TrainConfig:
         self.optimizer = _literal("optimizer", self.optimizer, OPTIMIZERS)
         self.lr_decay = _literal("lr_decay", self.lr_decay, DECAYS)
         self.min_lr = check_float("min_lr", self.min_lr, 0.0, math.inf)
+        if self.model_ema_decay is not None:
+            self.model_ema_decay = check_float("model_ema_decay", self.model_ema_decay, 0.0, 1.0, high_open=True)
         if self.clip_grad is not None:
             self.clip_grad = check_float("clip_grad", self.clip_grad, 0.0, math.inf)
             if self.clip_grad <= 0:
@@ -298,7 +301,7 @@ _RECIPE_FLAGS = (
     ("mixup_switch_prob", float, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
     ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
     ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
-    ("clip_grad", float, None),
+    ("clip_grad", float, None), ("model_ema_decay", float, None),
 )
 _RECIPE_HELP = {
     "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
@@ -315,6 +318,8 @@ _RECIPE_HELP = {
                  "and biases, as timm)",
     "lr_decay": "after the warmup: step (milestones, gamma) or cosine to --min-lr at the last epoch",
     "min_lr": "the cosine decay's final learning rate",
+    "model_ema_decay": "keep an exponential moving average of the weights with this decay and evaluate it "
+                       "too (timm's --model-ema --model-ema-decay; DeiT's 0.99996)",
     "clip_grad": "clip the global gradient norm to this value (timm's --clip-grad, DeiT III's 1.0)",
 }
 

@@ -38,7 +38,7 @@ _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", 
 RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_prob": 1.0, "mixup_switch_prob": 0.5,
                          "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
                          "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
-                         "min_lr": 0.0, "clip_grad": None}
+                         "min_lr": 0.0, "clip_grad": None, "model_ema_decay": None}
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -98,8 +98,14 @@ class _Trainer:
         self.optimizer = build_optimizer(model, cfg, self.schedule.lr_at(0))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.amp == "fp16")
         self.step = 0
+        # the weights' moving average (torch's AveragedModel: its first update copies the weights, then
+        # ema = decay * ema + (1 - decay) * weights after every step, BatchNorm buffers included)
+        self.ema = None if cfg.model_ema_decay is None else torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.model_ema_decay), use_buffers=True)
         if resume_state is not None:
             model.load_state_dict(resume_state["model"])
+            if self.ema is not None:
+                self.ema.load_state_dict(resume_state["ema"])
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.scaler.load_state_dict(resume_state["scaler"])
             self.step = resume_state["step"]
@@ -191,14 +197,17 @@ class _Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(_unwrap(self.model))
         self.step += 1
         return loss.detach(), lr
 
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self):
-        """Top-1/top-5 over the whole val split, every sample counted once across ranks."""
-        model = _unwrap(self.model)  # no DDP hooks: ranks may run different numbers of val batches
+    def evaluate(self, model=None):
+        """Top-1/top-5 of ``model`` (the trained one by default) over the whole val split, every sample counted
+        once across ranks."""
+        model = _unwrap(self.model) if model is None else model  # no DDP hooks: ranks may run different batches
         model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)
         k = min(5, self.num_classes)
@@ -243,6 +252,7 @@ class _Trainer:
                 "schedule": {"lr": self.schedule.lr_at(self.step), "steps_per_epoch": self.schedule.steps_per_epoch},
                 "iterators": [g["iterator"] for g in gathered], "rng": [g["rng"] for g in gathered],
                 "config": self.cfg.to_dict(), "last_eval": self.last_eval,
+                "ema": None if self.ema is None else self.ema.state_dict(),
             }
             save_checkpoint(self.checkpoint_path, state)
         if self.d.distributed:
@@ -253,7 +263,7 @@ class _Trainer:
         if self.metrics is not None:
             self.metrics.write(record)
         if self.tensorboard is not None:
-            for key in ("loss", "lr", "images_per_s", "data_wait", "top1", "top5"):
+            for key in ("loss", "lr", "images_per_s", "data_wait", "top1", "top5", "top1_ema", "top5_ema"):
                 if key in record:
                     self.tensorboard.add_scalar(f"{record['kind']}/{key}", record[key], record["step"])
 
@@ -315,6 +325,9 @@ class _Trainer:
                 if stopped:
                     break
                 self.last_eval = {"epoch": epoch + 1, "step": self.step, **self.evaluate()}
+                if self.ema is not None:
+                    ema_eval = self.evaluate(self.ema.module)
+                    self.last_eval.update(top1_ema=ema_eval["top1"], top5_ema=ema_eval["top5"])
                 self._log({"kind": "epoch", **self.last_eval})
                 if bar is not None:
                     bar.write(f"epoch {epoch + 1}/{cfg.epochs}: top-1 {self.last_eval['top1']:.4f}, "

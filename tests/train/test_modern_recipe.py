@@ -60,6 +60,7 @@ def test_flags_override_and_none_turns_auto_augment_off():
     ({"lr_decay": "cosine", "epochs": 5}, ValueError, r"total_epochs must be > warmup_epochs \(5.0\)"),
     ({"clip_grad": 0.0}, ValueError, r"clip_grad must be > 0 \(or None for no clipping\), got 0.0"),
     ({"clip_grad": float("inf")}, ValueError, r"clip_grad must be >= 0.0, got inf"),
+    ({"model_ema_decay": 1.0}, ValueError, r"model_ema_decay must be in \[0.0, 1.0\), got 1.0"),
     ({"min_lr": 1.0}, ValueError, r"min_lr must be in \[0.0, 0.4\], got 1.0"),
 ])
 def test_invalid_fields_are_refused_by_name(changes, error, message):
@@ -101,7 +102,8 @@ def test_identity_defaults_are_the_config_defaults():
 RSB_LIKE = ["--loss", "bce", "--bce-target-thresh", "0.2", "--mixup-alpha", "0.1", "--cutmix-alpha", "1.0",
      "--mixup-off-epoch", "1", "--auto-augment", "randaugment", "--randaug-magnitude", "6", "--optimizer", "adamw",
      "--lr-decay", "cosine", "--base-lr", "1e-4", "--peak-lr", "1e-3", "--warmup-epochs", "1", "--weight-decay",
-     "0.02", "--min-lr", "1e-6", "--clip-grad", "1.0"]
+     "0.02", "--min-lr", "1e-6", "--clip-grad", "1.0",
+            "--model-ema-decay", "0.9"]
 
 
 def test_resumed_rsb_like_run_ends_with_the_same_weights(imagenet, tmp_path):
@@ -115,6 +117,13 @@ def test_resumed_rsb_like_run_ends_with_the_same_weights(imagenet, tmp_path):
     split = load_checkpoint(tmp_path / "split" / "checkpoint.pt")["model"]
     for name in whole:
         assert torch.equal(whole[name], split[name]), name
+    whole_ema = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["ema"]
+    split_ema = load_checkpoint(tmp_path / "split" / "checkpoint.pt")["ema"]
+    assert whole_ema.keys() == split_ema.keys() and int(whole_ema["n_averaged"]) == 6
+    for name in whole_ema:
+        assert torch.equal(whole_ema[name], split_ema[name]), name
+    epochs = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["kind"] == "epoch"]
+    assert all(0 <= r["top1_ema"] <= r["top5_ema"] <= 1 for r in epochs) and len(epochs) == 2
     steps = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["kind"] == "step"]
     assert len(steps) == 6 and all(r["loss"] > 0 for r in steps)
     lrs = [r["lr"] for r in steps]
@@ -150,3 +159,20 @@ def test_clip_grad_bounds_the_first_sgd_step(imagenet, tmp_path):
     names = [n for n, _ in build_model("resnet18", 4).named_parameters()]
     moved = torch.sqrt(sum(((after[n] - initial[n]).double() ** 2).sum() for n in names))
     assert 0 < moved <= 0.5 * 1e-3 * (1 + 1e-5)
+
+
+def test_model_ema_is_the_moving_average_of_the_weights(imagenet, tmp_path):
+    # torch's AveragedModel: the first update copies the weights, the next is d * ema + (1 - d) * weights
+    args = ["--data", imagenet, "--epochs", "1", "--model-ema-decay", "0.75", "--warmup-epochs", "0", "--base-lr",
+            "0.05", "--peak-lr", "0.05"] + TINY
+    assert main(args + ["--output", str(tmp_path / "one"), "--max-steps", "1"]) == 0
+    assert main(args + ["--output", str(tmp_path / "two"), "--max-steps", "2"]) == 0
+    one = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
+    for name, w1 in one["model"].items():
+        if not w1.is_floating_point():
+            continue
+        assert torch.equal(one["ema"][f"module.{name}"], w1), name
+        expected = 0.75 * w1.double() + 0.25 * two["model"][name].double()
+        torch.testing.assert_close(two["ema"][f"module.{name}"].double(), expected, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(one["model"]["fc.weight"], two["model"]["fc.weight"])
