@@ -46,6 +46,11 @@ class Mixup:
       CutMix box, 0 < min < max <= 1; it turns CutMix on and always corrects lam.
     - correct_lam: make lam the exact fraction of pixels kept after the box is clipped.
     - seed: non-negative int; draws depend only on (seed, epoch, step, rank).
+    - off_epoch: None (mix in every epoch) or an epoch E >= 0 from which on nothing is
+      mixed, as timm's ``--mixup-off-epoch``: ``sample`` then returns the identity
+      (lam 1, index arange, no boxes), so the operator yields the clean normalized
+      batch and the (smoothed) one-hot targets. It depends on the epoch alone, so a
+      resumed run stays exact.
     """
 
     num_classes: int
@@ -58,6 +63,7 @@ class Mixup:
     cutmix_minmax: tuple | None = None
     correct_lam: bool = True
     seed: int = 0
+    off_epoch: int | None = None
 
     def __post_init__(self):
         check_int("num_classes", self.num_classes, 2)
@@ -68,6 +74,8 @@ class Mixup:
         check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         check_bool("correct_lam", self.correct_lam)
         check_int("seed", self.seed, 0)
+        if self.off_epoch is not None:
+            check_int("off_epoch", self.off_epoch, 0)
         try:
             mode = MixMode(self.mode)
         except ValueError:
@@ -89,13 +97,19 @@ class Mixup:
     def cutmix_enabled(self):
         return self.cutmix_alpha > 0 or self.cutmix_minmax is not None
 
+    def mixing_on(self, epoch: int) -> bool:
+        """Whether batches of ``epoch`` are mixed: False from ``off_epoch`` on."""
+        epoch = check_int("epoch", epoch, 0)
+        return self.off_epoch is None or epoch < self.off_epoch
+
     def sample(self, batch_size, image_size, *, epoch, step, rank=0):
         """Draw the ``MixParams`` of one batch, on the CPU.
 
         batch_size: B >= 1 (odd sizes work). image_size: (H, W) of the batch,
         for the CutMix boxes. The result depends only on
         ``(seed, epoch, step, rank)``, never on global RNG state, process or
-        thread. ``boxes`` is None when CutMix is off.
+        thread. ``boxes`` is None when CutMix is off, and from ``off_epoch`` on,
+        where the result is the identity: lam 1, index ``arange(B)``, no boxes.
         """
         n = check_int("batch_size", batch_size, 1)
         if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
@@ -103,6 +117,8 @@ class Mixup:
         height = check_int("image_size[0]", image_size[0], 1)
         width = check_int("image_size[1]", image_size[1], 1)
         key = (_STREAM_TAG, check_int("epoch", epoch, 0), check_int("step", step, 0), check_int("rank", rank, 0))
+        if not self.mixing_on(epoch):
+            return MixParams(torch.ones(n, dtype=torch.float32), torch.arange(n, dtype=torch.int64), None)
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 
         perm = rng.permutation(n)

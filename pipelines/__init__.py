@@ -16,9 +16,10 @@ except ImportError as e:  # DALI is the cuda13 or cuda12 extra: say which to ins
 
 from gpumix.pipelines._common import READER_NAME, reader_meta  # noqa: E402
 from gpumix.pipelines._failures import DatasetFileError  # noqa: E402
+from gpumix.pipelines.auto_augment import AutoAugment, AutoAugmentPolicy  # noqa: E402
 from gpumix.pipelines.cifar import cifar_train, cifar_val  # noqa: E402
 from gpumix.pipelines.decoder import DecoderConfig  # noqa: E402
 from gpumix.pipelines.imagenet import imagenet_train, imagenet_val  # noqa: E402
 
 __all__ = ["imagenet_train", "imagenet_val", "cifar_train", "cifar_val", "reader_meta", "READER_NAME",
-           "DatasetFileError", "DecoderConfig"]
+           "DatasetFileError", "DecoderConfig", "AutoAugment", "AutoAugmentPolicy"]

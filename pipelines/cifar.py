@@ -12,6 +12,7 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
 from gpumix.pipelines._common import existing_path, pipeline_settings
+from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
 from gpumix.pipelines.cifar_files import load_cifar
 from gpumix.pipelines.sharding import ShardedSource, SourcePipeline
 
@@ -50,7 +51,7 @@ InMemoryPipeline = SourcePipeline
 
 
 @pipeline_def
-def _cifar(source, train, device):
+def _cifar(source, train, device, augment=None):
     images, labels = fn.external_source(source=source, num_outputs=2, batch=False, layout=["HWC", ""],
                                         dtype=[types.UINT8, types.INT32])
     labels = fn.reshape(labels, shape=[])  # scalar labels, as readers emit with their own reshape
@@ -62,35 +63,40 @@ def _cifar(source, train, device):
                          crop_pos_x=fn.random.uniform(values=CROP_POSITIONS),
                          crop_pos_y=fn.random.uniform(values=CROP_POSITIONS))
         images = fn.flip(images, horizontal=fn.random.coin_flip(probability=0.5))
+        if augment is not None:  # after the crop and flip, as for ImageNet
+            images = apply_auto_augment(images, augment, (SIZE, SIZE), cifar=True)
     return images, labels
 
 
 def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_id, num_shards, seed, num_threads,
-           checkpoint, prefetch_queue_depth):
+           checkpoint, prefetch_queue_depth, auto_augment=None):
+    augment = auto_augment_config(auto_augment)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     images, labels = load_cifar(existing_path("data", data), dataset, "train" if train else "test", label)
     source = ShardSource(images, labels, batch_size=batch_size, shard_id=shard_id, num_shards=num_shards,
                          seed=seed, shuffle=train)
-    pipe = _cifar(source, train, device, **kwargs)
+    pipe = _cifar(source, train, device, augment, enable_conditionals=augment is not None, **kwargs)
     pipe.__class__ = SourcePipeline
     pipe.gpumix_reader_meta = source.meta()
     return pipe
 
 
 def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,
-                num_shards=1, seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2):
+                num_shards=1, seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2, auto_augment=None):
     """CIFAR training pipeline: pad 4, random 32x32 crop, random horizontal flip.
 
     ``data`` is the folder of the extracted official binary or python files (or
     their parent). Outputs uint8 (32, 32, 3) HWC images and int32 labels;
     ``label`` picks CIFAR-100's fine or coarse labels. Returns an unbuilt DALI
-    ``Pipeline`` with checkpointing on (``checkpoint=`` resumes).
+    ``Pipeline`` with checkpointing on (``checkpoint=`` resumes). ``auto_augment``
+    is ``imagenet_train``'s, after the flip (AutoAugment uses its reduced CIFAR-10 policy).
     """
     return _build(data, True, batch_size=batch_size, dataset=dataset, label=label, device=device,
                   device_id=device_id, shard_id=shard_id, num_shards=num_shards, seed=seed,
-                  num_threads=num_threads, checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
+                  num_threads=num_threads, checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth,
+                  auto_augment=auto_augment)
 
 
 def cifar_val(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,

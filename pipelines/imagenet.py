@@ -17,6 +17,7 @@ from gpumix.pipelines._failures import make_explaining
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.pipelines.file_list import check_file_list
 from gpumix.pipelines.webdataset import WebDatasetSource
+from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
 
 __all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
 
@@ -139,7 +140,7 @@ def _build(graph, source, train, *, reader_seed, shard_id, num_shards, reader_wo
 
 
 @pipeline_def
-def _imagenet_train(source, crop, device, reader, antialias, decoder):
+def _imagenet_train(source, crop, device, reader, antialias, decoder, augment=None):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
         # ROI decode: only the random crop window is decoded, on the GPU and its hardware decoder.
@@ -154,6 +155,8 @@ def _imagenet_train(source, crop, device, reader, antialias, decoder):
     # mirror only: uint8 in, uint8 HWC out, no normalization (the fused operator normalizes)
     images = fn.crop_mirror_normalize(images, dtype=types.UINT8, output_layout="HWC",
                                       mirror=fn.random.coin_flip(probability=0.5))
+    if augment is not None:  # auto-augment on the final uint8 HWC crops, on the pipeline's device
+        images = apply_auto_augment(images, augment, (crop, crop))
     return images, labels
 
 
@@ -171,7 +174,7 @@ def _imagenet_val(source, crop, resize, device, reader, decoder):
 
 def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
                    num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True, decoder=None,
-                   reader_workers=0):
+                   reader_workers=0, auto_augment=None):
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     The crop window is resized with antialiasing (``train_resize``), as
@@ -192,18 +195,22 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     only, and the ``num_shards`` shards split each epoch's permutation
     (WebDataset shards: each epoch's permutation of the tars, then a local
     shuffle per ``(seed, epoch, shard_id)``; ``gpumix.pipelines.webdataset``).
+    ``auto_augment``: None, "randaugment", "trivialaugment", "autoaugment" or a
+    ``gpumix.pipelines.AutoAugment`` with its knobs; it runs after the flip,
+    on the pipeline's device, deterministic per seed and restored by checkpoints.
     """
     check_int("crop", crop, 1)
     antialias = check_bool("antialias", antialias)
     decoder = _decoder(decoder)
     check_int("reader_workers", reader_workers, 0)
+    augment = auto_augment_config(auto_augment)
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
     return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
                   reader_workers=reader_workers, crop=crop, device=device, antialias=antialias, decoder=decoder,
-                  **kwargs)
+                  augment=augment, enable_conditionals=augment is not None, **kwargs)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,

@@ -17,7 +17,7 @@ import yaml
 from gpumix._checks import check_bool, check_float, check_int
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
-from gpumix.train.schedule import LRSchedule
+from gpumix.train.schedule import DECAYS, LRSchedule
 
 __all__ = ["TrainConfig", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
@@ -25,6 +25,10 @@ DATASETS = ("imagenet", "cifar10", "cifar100")
 DEVICES = ("auto", "cuda", "cpu")
 AMP_MODES = ("bf16", "fp16", "off")
 LOSSES = tuple(kind.value for kind in LossKind)
+OPTIMIZERS = ("sgd", "adamw")
+MIXUP_MODES = ("batch", "pair", "elem")  # gpumix.MixMode's values
+# gpumix.pipelines.auto_augment.POLICIES, plus "none" so that a flag can turn a recipe's policy off
+AUTO_AUGMENTS = ("randaugment", "trivialaugment", "autoaugment", "none")
 IMAGENET_CROP = 224
 CIFAR_SIZE = 32  # the CIFAR pipelines always crop 32x32
 
@@ -81,6 +85,21 @@ class TrainConfig:
     # The official MixupE README's --mixupe_version 3 run (--mixup_eta 0.001 --threshold 1.0).
     mixupe_eta: float = 0.001
     mixupe_tau: float = 1.0
+    # issue 15: timm's --mixup-off-epoch, --bce-loss/--bce-target-thresh/--bce-sum, --aa, --opt adamw, --sched cosine
+    mixup_off_epoch: int | None = None
+    mixup_mode: str = "batch"
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    bce_target_thresh: float | None = None
+    bce_sum: bool = False
+    auto_augment: str | None = None
+    randaug_num_ops: int = 2
+    randaug_magnitude: int = 9
+    optimizer: str = "sgd"
+    lr_decay: str = "step"
+    min_lr: float = 0.0
+    clip_grad: float | None = None
+    model_ema_decay: float | None = None
     base_lr: float = 0.1
     peak_lr: float = 0.4
     warmup_epochs: float = 5.0
@@ -130,8 +149,33 @@ class TrainConfig:
         if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or math.isnan(tau):
             raise ValueError(f"mixupe_tau must be a float (finite or inf), got {tau!r}")
         self.mixupe_tau = float(tau)
+        self.mixup_off_epoch = _optional_int("mixup_off_epoch", self.mixup_off_epoch, 0)
+        self.mixup_mode = _literal("mixup_mode", self.mixup_mode, MIXUP_MODES)
+        self.mixup_prob = check_float("mixup_prob", self.mixup_prob, 0.0, 1.0)
+        self.mixup_switch_prob = check_float("mixup_switch_prob", self.mixup_switch_prob, 0.0, 1.0)
+        if self.bce_target_thresh is not None:
+            self.bce_target_thresh = check_float("bce_target_thresh", self.bce_target_thresh, 0.0, 1.0,
+                                                 high_open=True)
+        self.bce_sum = check_bool("bce_sum", self.bce_sum)
+        if self.auto_augment is not None:
+            self.auto_augment = _literal("auto_augment", self.auto_augment, AUTO_AUGMENTS)
+            self.auto_augment = None if self.auto_augment == "none" else self.auto_augment
+        self.randaug_num_ops = check_int("randaug_num_ops", self.randaug_num_ops, 1)
+        self.randaug_magnitude = check_int("randaug_magnitude", self.randaug_magnitude, 0)
+        if self.randaug_magnitude > 10:
+            raise ValueError(f"randaug_magnitude must be in [0, 10] (timm's scale), got {self.randaug_magnitude}")
+        self.optimizer = _literal("optimizer", self.optimizer, OPTIMIZERS)
+        self.lr_decay = _literal("lr_decay", self.lr_decay, DECAYS)
+        self.min_lr = check_float("min_lr", self.min_lr, 0.0, math.inf)
+        if self.model_ema_decay is not None:
+            self.model_ema_decay = check_float("model_ema_decay", self.model_ema_decay, 0.0, 1.0, high_open=True)
+        if self.clip_grad is not None:
+            self.clip_grad = check_float("clip_grad", self.clip_grad, 0.0, math.inf)
+            if self.clip_grad <= 0:
+                raise ValueError(f"clip_grad must be > 0 (or None for no clipping), got {self.clip_grad!r}")
         schedule = LRSchedule(base_lr=self.base_lr, peak_lr=self.peak_lr, warmup_epochs=self.warmup_epochs,
-                              milestones=self.milestones, gamma=self.gamma, steps_per_epoch=1)
+                              milestones=self.milestones, gamma=self.gamma, steps_per_epoch=1,
+                              **self.schedule_decay())
         self.base_lr, self.peak_lr, self.warmup_epochs = schedule.base_lr, schedule.peak_lr, schedule.warmup_epochs
         self.milestones, self.gamma = schedule.milestones, schedule.gamma
         self.momentum = check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
@@ -172,6 +216,14 @@ class TrainConfig:
                                  f"got {self.val_resize}")
         if self.loss == LossKind.MIXUPE.value and self.mixup_alpha == 0:
             raise ValueError("mixup_alpha must be > 0 with loss 'mixupe' (MixupE regularizes mixup), got 0.0")
+        mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
+        if self.mixup_off_epoch is not None and not mixing:
+            raise ValueError(f"mixup_off_epoch needs mixup or CutMix on (mixup_alpha or cutmix_alpha > 0), "
+                             f"got {self.mixup_off_epoch}")
+        for name in ("bce_target_thresh", "bce_sum"):
+            if getattr(self, name) not in (None, False) and self.loss != LossKind.BCE.value:
+                raise ValueError(f"{name} applies to loss 'bce' only, got {getattr(self, name)!r} with loss "
+                                 f"{self.loss!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
 
@@ -179,6 +231,10 @@ class TrainConfig:
     def decoder(self):
         """The GPU decoder's settings as a ``gpumix.pipelines.DecoderConfig``."""
         return DecoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DecoderConfig)})
+
+    def schedule_decay(self):
+        """``LRSchedule``'s decay keywords for this run: the decay kind, its end epoch and its floor."""
+        return dict(decay=self.lr_decay, total_epochs=self.epochs, min_lr=self.min_lr)
 
     def to_dict(self):
         """A dict of plain str/int/float/bool/None/list values: JSON- and weights_only-safe."""
@@ -264,6 +320,33 @@ _HELP = {
     "milestones": "epochs at which the learning rate is multiplied by gamma",
     "dist_timeout": "seconds a collective may wait for the other ranks before the run stops with an error",
 }
+# The flags of issue 15's modern recipes, kept apart so that other flag additions merge cleanly.
+_RECIPE_FLAGS = (
+    ("mixup_off_epoch", int, None), ("mixup_mode", str, MIXUP_MODES), ("mixup_prob", float, None),
+    ("mixup_switch_prob", float, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
+    ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
+    ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
+    ("clip_grad", float, None), ("model_ema_decay", float, None),
+)
+_RECIPE_HELP = {
+    "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
+                       "(timm's --mixup-off-epoch)",
+    "mixup_mode": "one lam per batch, per pair or per sample (timm's --mixup-mode)",
+    "mixup_prob": "chance that a batch (pair, sample) is mixed at all (timm's --mixup-prob)",
+    "mixup_switch_prob": "chance of CutMix rather than mixup when both are on (timm's --mixup-switch-prob)",
+    "bce_target_thresh": "with --loss bce: targets above it become 1, the rest 0 (timm's --bce-target-thresh)",
+    "bce_sum": "with --loss bce: sum over classes, mean over the batch (timm's --bce-sum)",
+    "auto_augment": "auto-augment in the DALI train pipeline, after the crop and flip ('none' turns a recipe's off)",
+    "randaug_num_ops": "RandAugment's number of ops per image (timm's rand-n)",
+    "randaug_magnitude": "RandAugment's magnitude, 0-10 as in timm (rand-m9)",
+    "optimizer": "sgd (momentum, nesterov) or adamw (torch's; betas 0.9/0.999, no weight decay on 1-D weights "
+                 "and biases, as timm)",
+    "lr_decay": "after the warmup: step (milestones, gamma) or cosine to --min-lr at the last epoch",
+    "min_lr": "the cosine decay's final learning rate",
+    "model_ema_decay": "keep an exponential moving average of the weights with this decay and evaluate it "
+                       "too (timm's --model-ema --model-ema-decay; DeiT's 0.99996)",
+    "clip_grad": "clip the global gradient norm to this value (timm's --clip-grad, DeiT III's 1.0)",
+}
 
 
 def build_parser():
@@ -271,9 +354,9 @@ def build_parser():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     parser = argparse.ArgumentParser(prog="python -m gpumix.train", argument_default=argparse.SUPPRESS,
                                      description="Train an image classifier with gpumix's fused mixup + normalize.")
-    for name, kind, choices in _FLAGS:
+    for name, kind, choices in _FLAGS + _RECIPE_FLAGS:
         flag = "--" + name.replace("_", "-")
-        text = _HELP.get(name, "")
+        text = _HELP.get(name, _RECIPE_HELP.get(name, ""))
         if name != "crop":
             text = f"{text} (default: {defaults[name]})".strip()
         if kind == "store_true":

@@ -13,11 +13,11 @@ import torch
 
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
-from gpumix.pipelines import cifar_train, cifar_val, imagenet_train, imagenet_val
+from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 from gpumix.pipelines.file_list import check_file_list
 from gpumix.pipelines.imagenet import imagenet_source
 
-__all__ = ["MEAN", "STD", "imagenet_split", "num_classes_of", "input_dtype", "build_loaders"]
+__all__ = ["MEAN", "STD", "imagenet_split", "num_classes_of", "input_dtype", "auto_augment_of", "build_loaders"]
 
 # Per-channel statistics in pixel units (0-255). ImageNet's are torchvision's;
 # CIFAR's are the training-set statistics the mixup paper's CIFAR code uses.
@@ -69,6 +69,13 @@ def input_dtype(device, amp):
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
+def auto_augment_of(cfg):
+    """The train pipelines' ``AutoAugment`` for ``cfg.auto_augment`` and its RandAugment knobs, or None."""
+    if cfg.auto_augment is None:
+        return None
+    return AutoAugment(cfg.auto_augment, num_ops=cfg.randaug_num_ops, magnitude=cfg.randaug_magnitude)
+
+
 def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=None):
     """This rank's (train, val) ``MixupIterator`` pair.
 
@@ -84,18 +91,22 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
     common = dict(batch_size=per_rank, device=pipe_device, device_id=device.index if device.type == "cuda" else 0,
                   shard_id=rank, num_shards=world_size, seed=cfg.seed, num_threads=cfg.num_threads)
     checkpoint = None if train_state is None else train_state["dali"]
+    augment = auto_augment_of(cfg)
     if cfg.dataset == "imagenet":
         train_pipe = imagenet_train(imagenet_split(cfg.data, "train"), crop=cfg.crop, checkpoint=checkpoint,
-                                    decoder=cfg.decoder, reader_workers=cfg.reader_workers, **common)
+                                    decoder=cfg.decoder, reader_workers=cfg.reader_workers, auto_augment=augment,
+                                    **common)
         val_pipe = imagenet_val(imagenet_split(cfg.data, "val"), crop=cfg.crop, resize=cfg.val_resize,
                                 decoder=cfg.decoder, reader_workers=cfg.reader_workers, **common)
     else:
-        train_pipe = cifar_train(cfg.data, dataset=cfg.dataset, checkpoint=checkpoint, **common)
+        train_pipe = cifar_train(cfg.data, dataset=cfg.dataset, checkpoint=checkpoint, auto_augment=augment,
+                                 **common)
         val_pipe = cifar_val(cfg.data, dataset=cfg.dataset, **common)
     mixup = None
     if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
         mixup = Mixup(num_classes=num_classes, alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha,
-                      label_smoothing=cfg.label_smoothing, seed=cfg.seed)
+                      label_smoothing=cfg.label_smoothing, seed=cfg.seed, off_epoch=cfg.mixup_off_epoch,
+                      mode=cfg.mixup_mode, prob=cfg.mixup_prob, switch_prob=cfg.mixup_switch_prob)
     norm = dict(mean=MEAN[cfg.dataset], std=STD[cfg.dataset], dtype=input_dtype(device, cfg.amp),
                 channels_last=cfg.channels_last)
     # DROP: every step has the full global batch (Goyal et al. keep it constant), and every rank

@@ -21,18 +21,24 @@ from gpumix.train import dist
 from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint, remove_partial_writes,
                                      rng_state, save_checkpoint, set_rng_state)
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
-from gpumix.train.losses import mixupe_loss, pair_ce, soft_target_ce
+from gpumix.train.losses import bce_loss, mixupe_loss, pair_ce, soft_target_ce
 from gpumix.train.metrics import MetricsLog, plot_metrics, write_text_atomically
 from gpumix.train.models import build_model
+from gpumix.train.optim import build_optimizer
 from gpumix.train.schedule import LRSchedule
 
-__all__ = ["train", "NonFiniteLoss", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "NonFiniteLoss", "CHECKPOINT_FORMAT", "RUN_IDENTITY_DEFAULTS"]
 
 CHECKPOINT_FORMAT = "gpumix.train/1"
 # Settings that must match for a checkpoint to continue the same run.
 _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", "cutmix_alpha", "label_smoothing",
                  "loss", "crop", "base_lr", "peak_lr", "warmup_epochs", "milestones", "gamma", "momentum",
                  "weight_decay", "nesterov", "amp", "channels_last", "epochs")
+# Added later (issue 15): a checkpoint written before them has none and ran with these defaults.
+RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_prob": 1.0, "mixup_switch_prob": 0.5,
+                         "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
+                         "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
+                         "min_lr": 0.0, "clip_grad": None, "model_ema_decay": None}
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -84,17 +90,22 @@ class _Trainer:
                              f"({cfg.global_batch_size // where.world_size} per rank on {where.world_size} ranks)")
         self.schedule = LRSchedule(base_lr=cfg.base_lr, peak_lr=cfg.peak_lr, warmup_epochs=cfg.warmup_epochs,
                                    milestones=cfg.milestones, gamma=cfg.gamma,
-                                   steps_per_epoch=len(self.train_loader))
+                                   steps_per_epoch=len(self.train_loader), **cfg.schedule_decay())
 
         model = build_model(cfg.arch, self.num_classes).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=self.schedule.lr_at(0), momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        self.optimizer = build_optimizer(model, cfg, self.schedule.lr_at(0))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.amp == "fp16")
         self.step = 0
+        # the weights' moving average (torch's AveragedModel: its first update copies the weights, then
+        # ema = decay * ema + (1 - decay) * weights after every step, BatchNorm buffers included)
+        self.ema = None if cfg.model_ema_decay is None else torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.model_ema_decay), use_buffers=True)
         if resume_state is not None:
             model.load_state_dict(resume_state["model"])
+            if self.ema is not None:
+                self.ema.load_state_dict(resume_state["ema"])
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.scaler.load_state_dict(resume_state["scaler"])
             self.step = resume_state["step"]
@@ -132,6 +143,10 @@ class _Trainer:
             if state["config"][name] != current[name]:
                 raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
                                  f"{state['config'][name]!r}")
+        for name, default in RUN_IDENTITY_DEFAULTS.items():
+            if state["config"].get(name, default) != current[name]:
+                raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
+                                 f"{state['config'].get(name, default)!r}")
         if where.is_main:
             remove_partial_writes(found)  # the killed run's half-written checkpoint, if it died while saving
         return state
@@ -150,10 +165,17 @@ class _Trainer:
         with _autocast(self.device, cfg.amp):
             if self.train_loader.mixup is None:  # ERM: integer labels
                 images, labels = batch
+                if cfg.loss == "bce":
+                    return bce_loss(self.model(images), labels, label_smoothing=cfg.label_smoothing,
+                                    target_threshold=cfg.bce_target_thresh, sum_classes=cfg.bce_sum)
                 return F.cross_entropy(self.model(images).float(), labels, label_smoothing=cfg.label_smoothing)
             if cfg.loss == "soft":
                 images, targets = batch
                 return soft_target_ce(self.model(images), targets)
+            if cfg.loss == "bce":  # the operator's targets are already smoothed and mixed
+                images, targets = batch
+                return bce_loss(self.model(images), targets, target_threshold=cfg.bce_target_thresh,
+                                sum_classes=cfg.bce_sum)
             if cfg.loss == "pair":
                 return pair_ce(self.model(batch.images), batch.labels, batch.index, batch.lam, cfg.label_smoothing)
             # MixupE: the clean batch goes through the same forward, so DDP sees one forward per backward
@@ -170,16 +192,22 @@ class _Trainer:
         loss = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad is not None:  # on the true gradients: unscale fp16's first
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(_unwrap(self.model))
         self.step += 1
         return loss.detach(), lr
 
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self):
-        """Top-1/top-5 over the whole val split, every sample counted once across ranks."""
-        model = _unwrap(self.model)  # no DDP hooks: ranks may run different numbers of val batches
+    def evaluate(self, model=None):
+        """Top-1/top-5 of ``model`` (the trained one by default) over the whole val split, every sample counted
+        once across ranks."""
+        model = _unwrap(self.model) if model is None else model  # no DDP hooks: ranks may run different batches
         model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)
         k = min(5, self.num_classes)
@@ -224,6 +252,7 @@ class _Trainer:
                 "schedule": {"lr": self.schedule.lr_at(self.step), "steps_per_epoch": self.schedule.steps_per_epoch},
                 "iterators": [g["iterator"] for g in gathered], "rng": [g["rng"] for g in gathered],
                 "config": self.cfg.to_dict(), "last_eval": self.last_eval,
+                "ema": None if self.ema is None else self.ema.state_dict(),
             }
             save_checkpoint(self.checkpoint_path, state)
         if self.d.distributed:
@@ -234,7 +263,7 @@ class _Trainer:
         if self.metrics is not None:
             self.metrics.write(record)
         if self.tensorboard is not None:
-            for key in ("loss", "lr", "images_per_s", "data_wait", "top1", "top5"):
+            for key in ("loss", "lr", "images_per_s", "data_wait", "top1", "top5", "top1_ema", "top5_ema"):
                 if key in record:
                     self.tensorboard.add_scalar(f"{record['kind']}/{key}", record[key], record["step"])
 
@@ -296,6 +325,9 @@ class _Trainer:
                 if stopped:
                     break
                 self.last_eval = {"epoch": epoch + 1, "step": self.step, **self.evaluate()}
+                if self.ema is not None:
+                    ema_eval = self.evaluate(self.ema.module)
+                    self.last_eval.update(top1_ema=ema_eval["top1"], top5_ema=ema_eval["top5"])
                 self._log({"kind": "epoch", **self.last_eval})
                 if bar is not None:
                     bar.write(f"epoch {epoch + 1}/{cfg.epochs}: top-1 {self.last_eval['top1']:.4f}, "

@@ -1,4 +1,4 @@
-"""Training losses for mixed batches: soft-target cross-entropy, pair cross-entropy and MixupE.
+"""Training losses for mixed batches: soft-target cross-entropy, pair cross-entropy, MixupE and BCE.
 
 All losses return a 0-dim tensor. Logits are (B, K) in any float dtype; the
 cross-entropies are computed in float32 (float64 stays float64 in
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from gpumix._checks import check_float, check_int
 
-__all__ = ["LossKind", "soft_target_ce", "pair_ce", "mixupe_loss", "mixupe_lambda_mean"]
+__all__ = ["LossKind", "soft_target_ce", "pair_ce", "mixupe_loss", "mixupe_lambda_mean", "bce_loss"]
 
 
 class LossKind(str, enum.Enum):
@@ -22,6 +22,7 @@ class LossKind(str, enum.Enum):
     SOFT = "soft"      # soft_target_ce on the fused kernel's (B, K) targets
     PAIR = "pair"      # pair_ce on labels, partner indices and per-sample lambda
     MIXUPE = "mixupe"  # mixupe_loss on top of pair_ce, with a clean forward pass
+    BCE = "bce"        # bce_loss on the (B, K) targets: timm's BinaryCrossEntropy (RSB, DeiT III)
 
 
 def _describe(value):
@@ -124,3 +125,45 @@ def mixupe_loss(mix_loss, clean_logits, clean_labels, *, alpha, eta, tau, num_cl
     scale = torch.where(size > 0, mix_loss.detach().abs() / size.clamp_min(torch.finfo(size.dtype).tiny),
                         torch.ones_like(size))
     return total * scale
+
+
+def bce_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0,
+             target_threshold: float | None = None, sum_classes: bool = False) -> torch.Tensor:
+    """Binary cross-entropy of every class against the (mixed) targets, as timm's ``BinaryCrossEntropy``.
+
+    ``logits``: float (B, K), any float dtype, computed in float32.
+    ``targets``: either the float (B, K) mixed targets (the fused operator's,
+    already smoothed: ``label_smoothing`` must then be 0, as timm assumes
+    dense targets are softened upstream) or int64 (B,) labels, which become
+    ``eps/K`` off and ``1 - eps + eps/K`` on with ``eps = label_smoothing``.
+    ``target_threshold`` (timm's ``--bce-target-thresh``): targets become
+    1 where ``> target_threshold`` and 0 elsewhere. The loss is
+    ``binary_cross_entropy_with_logits`` averaged over B*K entries, or summed
+    over classes and averaged over the batch with ``sum_classes`` (timm's
+    ``--bce-sum``). Nothing is modified in place. Returns a float32 scalar.
+    """
+    _check_logits(logits)
+    n, k = logits.shape
+    eps = check_float("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+    if target_threshold is not None:
+        target_threshold = check_float("target_threshold", target_threshold, 0.0, 1.0, high_open=True)
+    if not isinstance(sum_classes, bool):
+        raise TypeError(f"sum_classes must be a bool, got {sum_classes!r}")
+    logits = logits.float()
+    if isinstance(targets, torch.Tensor) and targets.dim() == 1:
+        _check_vector("targets", targets, n, integer=True)
+        dense = torch.full((n, k), eps / k, device=logits.device, dtype=logits.dtype)
+        dense.scatter_(1, targets.view(-1, 1), 1.0 - eps + eps / k)
+    else:
+        if not isinstance(targets, torch.Tensor) or targets.shape != logits.shape or not targets.is_floating_point():
+            raise ValueError(f"targets must be int64 ({n},) labels or a float tensor shaped like logits "
+                             f"{tuple(logits.shape)}, got {_describe(targets)}")
+        if eps:
+            raise ValueError(f"label_smoothing must be 0 with (B, K) targets (they are smoothed upstream, by the "
+                             f"mixup operator), got {eps!r}")
+        dense = targets.float()
+    if target_threshold is not None:
+        dense = (dense > target_threshold).to(dense.dtype)
+    if sum_classes:
+        return F.binary_cross_entropy_with_logits(logits, dense, reduction="none").sum(dim=1).mean()
+    return F.binary_cross_entropy_with_logits(logits, dense)

@@ -12,7 +12,11 @@ import numbers
 
 from gpumix._checks import check_float, check_int
 
-__all__ = ["LRSchedule"]
+__all__ = ["LRSchedule", "DECAYS"]
+
+# After the warmup: step decay at milestones (Goyal et al.), or a cosine to min_lr at total_epochs (timm's
+# --sched cosine, per iteration rather than per epoch).
+DECAYS = ("step", "cosine")
 
 
 def _check_milestones(milestones):
@@ -33,7 +37,10 @@ class LRSchedule:
     ``k`` is the number of ``milestones`` (epochs, strictly increasing) already
     reached. Epochs are fractional: ``epoch = step / steps_per_epoch``. With
     ``warmup_epochs == 0`` there is no warmup and ``base_lr`` must equal
-    ``peak_lr``. All fields are keyword-only.
+    ``peak_lr``. With ``decay="cosine"`` the milestones are unused and, after
+    the warmup, the rate follows ``min_lr + (peak_lr - min_lr) * (1 + cos(pi * t)) / 2``
+    with ``t = (epoch - warmup_epochs) / (total_epochs - warmup_epochs)``
+    (clamped to 1), every iteration. All fields are keyword-only.
     """
 
     base_lr: float
@@ -42,6 +49,9 @@ class LRSchedule:
     milestones: tuple
     steps_per_epoch: int
     gamma: float = 0.1
+    decay: str = "step"
+    total_epochs: float | None = None
+    min_lr: float = 0.0
 
     def __post_init__(self):
         base = check_float("base_lr", self.base_lr, 0.0, math.inf)
@@ -60,6 +70,17 @@ class LRSchedule:
         values = {"base_lr": base, "peak_lr": peak, "warmup_epochs": warmup, "gamma": gamma,
                   "milestones": _check_milestones(self.milestones),
                   "steps_per_epoch": check_int("steps_per_epoch", self.steps_per_epoch, 1)}
+        if self.decay not in DECAYS:
+            raise ValueError(f"decay must be one of {', '.join(map(repr, DECAYS))}, got {self.decay!r}")
+        values["min_lr"] = check_float("min_lr", self.min_lr, 0.0, peak)
+        if self.decay == "cosine":
+            if self.total_epochs is None:
+                raise ValueError("total_epochs must be given with decay 'cosine', got None")
+            total = check_float("total_epochs", self.total_epochs, 0.0, math.inf)
+            if total <= warmup:
+                raise ValueError(f"total_epochs must be > warmup_epochs ({warmup!r}) with decay 'cosine', "
+                                 f"got {self.total_epochs!r}")
+            values["total_epochs"] = total
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
@@ -69,4 +90,7 @@ class LRSchedule:
         epoch = step / self.steps_per_epoch
         if epoch < self.warmup_epochs:
             return self.base_lr + (self.peak_lr - self.base_lr) * epoch / self.warmup_epochs
+        if self.decay == "cosine":
+            t = min(1.0, (epoch - self.warmup_epochs) / (self.total_epochs - self.warmup_epochs))
+            return self.min_lr + (self.peak_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
         return self.peak_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)

@@ -235,22 +235,22 @@ def _next(iterator):
         return next(iterator)
 
 
-def _pipeline(spec, s, antialias=True):
+def _pipeline(spec, s, auto_augment=None, antialias=True):
     from gpumix.pipelines import cifar_train, imagenet_train
 
     common = dict(batch_size=s.batch_size, device=s.device, num_threads=s.threads, seed=s.seed,
-                  prefetch_queue_depth=PREFETCH_DEPTH)
+                  prefetch_queue_depth=PREFETCH_DEPTH, auto_augment=auto_augment)
     if spec.kind == "imagenet":
         return imagenet_train(list(spec.data) if isinstance(spec.data, tuple) else spec.data,
                               crop=spec.image_size, antialias=antialias, **common)
     return cifar_train(spec.data, dataset=spec.kind, **common)
 
 
-def _mixup_iterator(spec, s, with_mixup, antialias=True):
+def _mixup_iterator(spec, s, with_mixup, auto_augment=None, antialias=True):
     import gpumix
 
     mix = gpumix.Mixup(num_classes=spec.num_classes, alpha=ALPHA, seed=s.seed) if with_mixup else None
-    it = gpumix.MixupIterator(_pipeline(spec, s, antialias), mix, mean=spec.mean, std=spec.std)
+    it = gpumix.MixupIterator(_pipeline(spec, s, auto_augment, antialias), mix, mean=spec.mean, std=spec.std)
 
     def step():
         images, _ = _next(it)
@@ -382,10 +382,12 @@ def prepare_process(spec, settings):
         torch.cuda.synchronize(device)
 
 
-def build_variants(spec, settings):
+def build_variants(spec, settings, auto_augment=()):
     """(variants, skipped): every loader of the benchmark over ``spec``, gpumix first, not started yet.
 
-    ``skipped`` lists ``{key, name, reason}`` for loaders that cannot run here
+    ``auto_augment``: policy names ("randaugment", ...); each adds the gpumix
+    variant with that policy in its DALI pipeline (key ``gpumix_<policy>``),
+    default knobs, right after the plain gpumix variant. ``skipped`` lists ``{key, name, reason}`` for loaders that cannot run here
     (timm not installed, or an odd batch for timm's Mixup).
     """
     cores, gpu = settings.threads, settings.device == "gpu"
@@ -403,6 +405,9 @@ def build_variants(spec, settings):
     variants = [
         Variant("gpumix", f"gpumix: {pipe} + MixupIterator + Mixup", PREFETCH_DEPTH,
                 lambda: _mixup_iterator(spec, settings, True)),
+        *[Variant(f"gpumix_{policy}", f"gpumix + {policy} (DALI auto_aug, default knobs) in the pipeline",
+                  PREFETCH_DEPTH, lambda policy=policy: _mixup_iterator(spec, settings, True, policy))
+          for policy in auto_augment],
         Variant("normalize_only", "same pipeline + MixupIterator, normalize only (no mixup)", PREFETCH_DEPTH,
                 lambda: _mixup_iterator(spec, settings, False)),
         Variant("dali_normalize", "same pipeline + DALIGenericIterator + gpumix.normalize (no mixup)",

@@ -29,7 +29,8 @@ from gpumix.bench import loaders, operator
 from gpumix.device import gpu_problem, resolve_device
 from gpumix.runinfo import run_record
 
-__all__ = ["BenchConfig", "GpuMemory", "format_loader_table", "format_report", "main", "measure", "parse_args", "run"]
+__all__ = ["BenchConfig", "GpuMemory", "auto_augment_cost", "format_loader_table", "format_report", "main",
+           "measure", "parse_args", "run"]
 
 # The clock every loader timing reads; tests replace it to prove figures are measured.
 _clock = time.perf_counter
@@ -70,6 +71,7 @@ class BenchConfig:
     operator_batch_size: int = 256
     num_classes: int = None
     seed: int = 0
+    auto_augment: tuple = ()
     json: str = None
     plot: str = None
     progress: bool = True
@@ -98,6 +100,12 @@ class BenchConfig:
             check_int("num_classes", self.num_classes, 2)
         check_int("seed", self.seed, 0)
         check_bool("progress", self.progress)
+        from gpumix.pipelines.auto_augment import POLICIES
+        policies = () if self.auto_augment is None else self.auto_augment
+        if isinstance(policies, str) or any(p not in POLICIES for p in policies) or len(set(policies)) < len(policies):
+            raise ValueError(f"auto_augment must be distinct names among {', '.join(POLICIES)}, "
+                             f"got {self.auto_augment!r}")
+        object.__setattr__(self, "auto_augment", tuple(policies))
 
     @property
     def gpu(self):
@@ -303,6 +311,27 @@ def _overhead(results, key="gpumix", base="normalize_only"):
             "max": max(per_round), "per_round": per_round}
 
 
+def auto_augment_cost(results, threads):
+    """Per policy: wall ms per image with and without it, paired round by round against plain gpumix.
+
+    ``added_ms`` is ``1000/rate(policy) - 1000/rate(gpumix)`` per round (wall time per image with
+    ``threads`` DALI threads); ``added_core_ms`` multiplies it by ``threads``, the CPU time per image
+    if every thread is busy.
+    """
+    by_key = {r["key"]: r for r in results}
+    base = by_key.get("gpumix")
+    out = []
+    for r in results:
+        if not r["key"].startswith("gpumix_") or base is None:
+            continue
+        added = [1000 / a - 1000 / b for a, b in zip(r["per_round_images_per_s"], base["per_round_images_per_s"])]
+        out.append({"key": r["key"], "policy": r["key"][len("gpumix_"):], "threads": threads,
+                    "ms_per_image": 1000 / r["images_per_s"], "base_ms_per_image": 1000 / base["images_per_s"],
+                    "added_ms": statistics.median(added), "added_ms_min": min(added), "added_ms_max": max(added),
+                    "added_core_ms": threads * statistics.median(added), "per_round_added_ms": added})
+    return out
+
+
 # --- the run ----------------------------------------------------------------------------------------------
 def _cpu_model():
     """The CPU's model name from /proc/cpuinfo (Linux), else platform's processor string."""
@@ -334,7 +363,7 @@ def run(config, spec=None):
     device = "gpu" if config.gpu else "cpu"
     batch_size = config.batch_size or (256 if device == "gpu" else 64)
     settings = loaders.LoaderSettings(batch_size=batch_size, threads=threads, device=device, seed=config.seed)
-    variants, skipped = loaders.build_variants(spec, settings)
+    variants, skipped = loaders.build_variants(spec, settings, config.auto_augment)
     try:
         rows = measure(variants, rounds=config.repeats, seconds=config.seconds, warmup=config.warmup,
                        seed=config.seed, cuda=device == "gpu", progress=config.progress,
@@ -361,7 +390,8 @@ def run(config, spec=None):
                         "seconds_per_turn": config.seconds, "rounds": config.repeats, "warmup_batches": config.warmup,
                         "results": _with_ratios(rows), "skipped": skipped,
                         "mixup_overhead": _overhead(rows),
-                        "antialias_overhead": _overhead(rows, "gpumix", "gpumix_aliased")},
+                        "antialias_overhead": _overhead(rows, "gpumix", "gpumix_aliased"),
+                        "auto_augment_cost": auto_augment_cost(rows, threads)},
             "operator": op}
 
 
@@ -392,6 +422,10 @@ def format_loader_table(report):
     if a:
         lines.append(f"antialiasing the training resize costs {100 * a['median']:.1f}% against antialias=False "
                      f"(paired rounds, {100 * a['min']:.1f}% to {100 * a['max']:.1f}%)")
+    for c in sec.get("auto_augment_cost") or ():
+        lines.append(f"{c['policy']} costs {c['ms_per_image']:.2f} ms per image against {c['base_ms_per_image']:.2f} "
+                     f"without: +{c['added_ms']:.2f} ms wall (paired rounds {c['added_ms_min']:.2f} to "
+                     f"{c['added_ms_max']:.2f}), about {c['added_core_ms']:.2f} core-ms on {c['threads']} threads")
     lines.append("MB added: host memory the loader added while built and warmed up (docs/benchmarks.md)"
                  + ("; GPU MB: the same for the device's memory (cudaMemGetInfo)" if gpu else ""))
     return "\n".join(lines)
@@ -431,6 +465,9 @@ def parse_args(argv=None):
     p.add_argument("--operator-batch-size", type=int, default=256)
     p.add_argument("--num-classes", type=int, help="K of the targets (default: 1000 ImageNet, 10/100 CIFAR)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--auto-augment", nargs="+", default=(), metavar="POLICY",
+                   help="also time gpumix with these DALI auto-augment policies in its pipeline (randaugment, "
+                        "trivialaugment, autoaugment) and report the cost per image of each")
     p.add_argument("--json", metavar="PATH", help="write the report (figures and run record) here")
     p.add_argument("--plot", metavar="PATH", help="draw the figures as a PNG bar chart here")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")

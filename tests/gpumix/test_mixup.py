@@ -61,6 +61,8 @@ INVALID_FIELDS = [
     (dict(seed=1.5), TypeError, r"seed must be an int, got 1.5"),
     (dict(seed=True), TypeError, r"seed must be an int, got True"),
     (dict(seed=None), TypeError, r"seed must be an int, got None"),
+    (dict(off_epoch=-1), ValueError, r"off_epoch must be >= 0, got -1"),
+    (dict(off_epoch="3"), TypeError, r"off_epoch must be an int, got '3'"),
 ]
 
 

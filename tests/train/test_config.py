@@ -13,6 +13,8 @@ IMAGENET = dict(dataset="imagenet", arch="resnet50", epochs=90, global_batch_siz
 CIFAR = dict(arch="preactresnet18", epochs=200, global_batch_size=128, momentum=0.9, weight_decay=1e-4,
              nesterov=False, base_lr=0.1, peak_lr=0.1, warmup_epochs=0.0, milestones=(100, 150), gamma=0.1,
              crop=32, loss="pair", label_smoothing=0.0)
+RECIPE_FLAGS = {"--mixup-off-epoch", "--mixup-mode", "--mixup-prob", "--mixup-switch-prob", "--bce-target-thresh", "--bce-sum", "--auto-augment", "--randaug-num-ops",
+                "--randaug-magnitude", "--optimizer", "--lr-decay", "--min-lr", "--clip-grad", "--model-ema-decay"}  # issue 15's
 RECIPES = {
     "imagenet-resnet50-mixup": {**IMAGENET, "mixup_alpha": 0.2},
     "imagenet-resnet50-erm": {**IMAGENET, "mixup_alpha": 0.0},
@@ -20,6 +22,9 @@ RECIPES = {
     "cifar10-preactresnet18-erm": {**CIFAR, "dataset": "cifar10", "mixup_alpha": 0.0},
     "cifar100-preactresnet18-mixup": {**CIFAR, "dataset": "cifar100", "mixup_alpha": 1.0},
     "cifar100-preactresnet18-erm": {**CIFAR, "dataset": "cifar100", "mixup_alpha": 0.0},
+    # issue 15's modern recipe (tests/train/test_modern_recipe.py checks it in full)
+    "imagenet-resnet50-rsb-a3": dict(dataset="imagenet", arch="resnet50", epochs=100, global_batch_size=2048,
+                                     mixup_alpha=0.1, cutmix_alpha=1.0, loss="bce", crop=160),
 }
 
 
@@ -38,7 +43,8 @@ def test_every_shipped_recipe_is_a_valid_config(name):
     assert cfg.recipe == name
     for field, value in RECIPES[name].items():
         assert getattr(cfg, field) == value, field
-    assert cfg.cutmix_alpha == 0.0 and cfg.cutmix_alpha == TrainConfig().cutmix_alpha
+    if "cutmix_alpha" not in RECIPES[name]:
+        assert cfg.cutmix_alpha == 0.0 and cfg.cutmix_alpha == TrainConfig().cutmix_alpha
 
 
 def test_defaults_recipe_and_flag_precedence():
@@ -57,7 +63,7 @@ def test_parser_has_no_defaults_and_exactly_the_documented_flags():
     parser = build_parser()
     assert vars(parser.parse_args([])) == {}
     flags = {s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
-    assert flags == {
+    assert flags - RECIPE_FLAGS == {
         "--recipe", "--data", "--dataset", "--arch", "--epochs", "--global-batch-size", "--max-steps", "--output",
         "--resume", "--device", "--seed", "--mixup-alpha", "--cutmix-alpha", "--label-smoothing", "--loss",
         "--mixupe-eta", "--mixupe-tau", "--checkpoint-every", "--base-lr", "--peak-lr", "--warmup-epochs",
@@ -65,6 +71,7 @@ def test_parser_has_no_defaults_and_exactly_the_documented_flags():
         "--crop", "--num-classes", "--dist-timeout", "--milestones", "--gamma", "--momentum", "--nesterov",
         "--val-resize", "--hw-decoder-load", "--device-memory-padding", "--host-memory-padding",
         "--preallocate-width-hint", "--preallocate-height-hint", "--reader-workers"}
+    assert RECIPE_FLAGS <= flags
     assert parse_config([]) == TrainConfig()
 
 
@@ -101,7 +108,7 @@ def test_unknown_recipe_name_and_unknown_key(tmp_path):
     ({"dataset": "mnist"}, ValueError, r"dataset must be one of 'imagenet', 'cifar10', 'cifar100', got 'mnist'"),
     ({"device": "tpu"}, ValueError, r"device must be one of 'auto', 'cuda', 'cpu', got 'tpu'"),
     ({"amp": "fp8"}, ValueError, r"amp must be one of 'bf16', 'fp16', 'off', got 'fp8'"),
-    ({"loss": "mse"}, ValueError, r"loss must be one of 'soft', 'pair', 'mixupe', got 'mse'"),
+    ({"loss": "mse"}, ValueError, r"loss must be one of 'soft', 'pair', 'mixupe', 'bce', got 'mse'"),
     ({"mixup_alpha": -0.5}, ValueError, r"mixup_alpha must be >= 0.0, got -0.5"),
     ({"label_smoothing": 1.0}, ValueError, r"label_smoothing must be in \[0.0, 1.0\), got 1.0"),
     ({"mixupe_tau": math.nan}, ValueError, r"mixupe_tau must be a float \(finite or inf\), got nan"),

@@ -80,7 +80,7 @@ def test_pair_ce_rejects_bad_inputs():
 
 
 def test_loss_kind_values():
-    assert [k.value for k in LossKind] == ["soft", "pair", "mixupe"]
+    assert [k.value for k in LossKind] == ["soft", "pair", "mixupe", "bce"]
     assert LossKind("mixupe") is LossKind.MIXUPE and LossKind.PAIR == "pair"
 
 

@@ -1,4 +1,6 @@
 """gpumix.train.schedule: Goyal et al.'s warmup + step schedule and the mixup CIFAR schedule."""
+import math
+
 import pytest
 
 from gpumix.train.schedule import LRSchedule
@@ -72,3 +74,28 @@ def test_validation_errors():
         LRSchedule(**ok).lr_at(-1)
     with pytest.raises(TypeError, match=r"step must be an int, got 1.5"):
         LRSchedule(**ok).lr_at(1.5)
+
+
+def test_cosine_schedule_against_its_formula():
+    s = LRSchedule(base_lr=1e-4, peak_lr=8e-3, warmup_epochs=5, milestones=(), steps_per_epoch=10, decay="cosine",
+                   total_epochs=100, min_lr=1e-6)
+    assert s.lr_at(0) == pytest.approx(1e-4)
+    assert s.lr_at(25) == pytest.approx(1e-4 + (8e-3 - 1e-4) * 2.5 / 5)
+    for step in (50, 51, 300, 525, 999):
+        t = (step / 10 - 5) / 95
+        assert s.lr_at(step) == pytest.approx(1e-6 + (8e-3 - 1e-6) * 0.5 * (1 + math.cos(math.pi * t)), rel=1e-12)
+    assert s.lr_at(50) == pytest.approx(8e-3) and s.lr_at(5000) == pytest.approx(1e-6)
+    lrs = [s.lr_at(k) for k in range(50, 1000)]
+    assert all(b <= a for a, b in zip(lrs, lrs[1:]))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(decay="linear"), r"decay must be one of 'step', 'cosine', got 'linear'"),
+    (dict(decay="cosine"), r"total_epochs must be given with decay 'cosine', got None"),
+    (dict(decay="cosine", total_epochs=5), r"total_epochs must be > warmup_epochs \(5.0\) with decay 'cosine', "
+                                           r"got 5"),
+    (dict(min_lr=0.5), r"min_lr must be in \[0.0, 0.4\], got 0.5"),
+])
+def test_bad_cosine_settings_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LRSchedule(base_lr=0.1, peak_lr=0.4, warmup_epochs=5, milestones=(), steps_per_epoch=10, **kwargs)
