@@ -418,7 +418,7 @@ def build_variants(spec, settings, auto_augment=()):
                 worker_ready, lambda: _torchvision(spec, settings, repeated()), torch_side=True),
     ]
     if spec.kind == "imagenet":  # what the training resize's antialiasing costs (docs/benchmarks.md)
-        variants.insert(1, Variant("gpumix_aliased", "same pipeline with antialias=False (aliased resize) + Mixup",
+        variants.insert(1 + len(auto_augment), Variant("gpumix_aliased", "same pipeline with antialias=False (aliased resize) + Mixup",
                                    PREFETCH_DEPTH, lambda: _mixup_iterator(spec, settings, True, antialias=False)))
     timm_name = (f"timm create_loader ({workers}, prefetcher) + FastCollateMixup" if gpu
                  else f"timm create_loader ({workers}) + timm Mixup")

@@ -311,18 +311,21 @@ def _overhead(results, key="gpumix", base="normalize_only"):
             "max": max(per_round), "per_round": per_round}
 
 
-def auto_augment_cost(results, threads):
+def auto_augment_cost(results, threads, policies=None):
     """Per policy: wall ms per image with and without it, paired round by round against plain gpumix.
 
     ``added_ms`` is ``1000/rate(policy) - 1000/rate(gpumix)`` per round (wall time per image with
     ``threads`` DALI threads); ``added_core_ms`` multiplies it by ``threads``, the CPU time per image
-    if every thread is busy.
+    if every thread is busy. ``policies``: the policy names run (the ``gpumix_<policy>`` rows; other
+    ``gpumix_`` rows, such as the aliased resize, are not policies); None takes every such row.
     """
     by_key = {r["key"]: r for r in results}
     base = by_key.get("gpumix")
     out = []
     for r in results:
         if not r["key"].startswith("gpumix_") or base is None:
+            continue
+        if policies is not None and r["key"][len("gpumix_"):] not in policies:
             continue
         added = [1000 / a - 1000 / b for a, b in zip(r["per_round_images_per_s"], base["per_round_images_per_s"])]
         out.append({"key": r["key"], "policy": r["key"][len("gpumix_"):], "threads": threads,
@@ -391,7 +394,7 @@ def run(config, spec=None):
                         "results": _with_ratios(rows), "skipped": skipped,
                         "mixup_overhead": _overhead(rows),
                         "antialias_overhead": _overhead(rows, "gpumix", "gpumix_aliased"),
-                        "auto_augment_cost": auto_augment_cost(rows, threads)},
+                        "auto_augment_cost": auto_augment_cost(rows, threads, config.auto_augment)},
             "operator": op}
 
 

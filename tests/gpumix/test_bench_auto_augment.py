@@ -20,7 +20,8 @@ def test_policies_become_variants_after_gpumix_and_their_cost_is_reported(datase
                        "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     keys = [r["key"] for r in report["loaders"]["results"]]
-    assert keys[:4] == ["gpumix", "gpumix_randaugment", "gpumix_trivialaugment", "normalize_only"]
+    # the policies right after gpumix, then (ImageNet data) the aliased-resize variant
+    assert keys[:5] == ["gpumix", "gpumix_randaugment", "gpumix_trivialaugment", "gpumix_aliased", "normalize_only"]
     costs = report["loaders"]["auto_augment_cost"]
     assert [c["policy"] for c in costs] == ["randaugment", "trivialaugment"]
     for c in costs:
