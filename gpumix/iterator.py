@@ -255,6 +255,11 @@ class MixupIterator:
 
     # --- iteration ----------------------------------------------------------------------------
     @property
+    def erasing(self):
+        """The ``RandomErasing`` applied to every batch, or None."""
+        return self._erasing
+
+    @property
     def epoch(self):
         """The epoch the next batch belongs to (0-based)."""
         return self._epoch

@@ -15,6 +15,7 @@ from importlib import resources
 import yaml
 
 from gpumix._checks import check_bool, check_float, check_int
+from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
 from gpumix.train.schedule import DECAYS, LRSchedule
@@ -100,6 +101,10 @@ class TrainConfig:
     min_lr: float = 0.0
     clip_grad: float | None = None
     model_ema_decay: float | None = None
+    # timm's --reprob/--remode/--recount: random erasing in the fused pass (gpumix.RandomErasing)
+    reprob: float = 0.0
+    remode: str = "const"
+    recount: int = 1
     base_lr: float = 0.1
     peak_lr: float = 0.4
     warmup_epochs: float = 5.0
@@ -167,6 +172,9 @@ class TrainConfig:
         self.optimizer = _literal("optimizer", self.optimizer, OPTIMIZERS)
         self.lr_decay = _literal("lr_decay", self.lr_decay, DECAYS)
         self.min_lr = check_float("min_lr", self.min_lr, 0.0, math.inf)
+        self.reprob = check_float("reprob", self.reprob, 0.0, 1.0)
+        self.remode = _literal("remode", self.remode, ERASING_MODES)
+        self.recount = check_int("recount", self.recount, 1)
         if self.model_ema_decay is not None:
             self.model_ema_decay = check_float("model_ema_decay", self.model_ema_decay, 0.0, 1.0, high_open=True)
         if self.clip_grad is not None:
@@ -327,6 +335,7 @@ _RECIPE_FLAGS = (
     ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
     ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
     ("clip_grad", float, None), ("model_ema_decay", float, None),
+    ("reprob", float, None), ("remode", str, ERASING_MODES), ("recount", int, None),
 )
 _RECIPE_HELP = {
     "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
@@ -346,6 +355,10 @@ _RECIPE_HELP = {
     "model_ema_decay": "keep an exponential moving average of the weights with this decay and evaluate it "
                        "too (timm's --model-ema --model-ema-decay; DeiT's 0.99996)",
     "clip_grad": "clip the global gradient norm to this value (timm's --clip-grad, DeiT III's 1.0)",
+    "reprob": "random erasing's chance per sample, in the fused pass before mixing (timm's --reprob; DeiT's 0.25)",
+    "remode": "what erasing writes, in normalized units: const (0), rand (N(0,1) per box and channel) or pixel "
+              "(N(0,1) per element) (timm's --remode)",
+    "recount": "erasing boxes per erased sample, at most (timm's --recount)",
 }
 
 

@@ -11,6 +11,7 @@ import os
 
 import torch
 
+from gpumix.erasing import RandomErasing
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
 from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
@@ -111,7 +112,10 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
                 channels_last=cfg.channels_last)
     # DROP: every step has the full global batch (Goyal et al. keep it constant), and every rank
     # runs the same number of steps; each epoch's shuffle leaves out a different < 1 batch per shard.
-    train = MixupIterator(train_pipe, mixup, rank=rank, state=train_state, last_batch_policy="drop",
+    erasing = None
+    if cfg.reprob > 0:  # timm's --reprob: erased in the fused pass, after normalization, before mixing
+        erasing = RandomErasing(prob=cfg.reprob, mode=cfg.remode, max_count=cfg.recount, seed=cfg.seed)
+    train = MixupIterator(train_pipe, mixup, rank=rank, state=train_state, last_batch_policy="drop", erasing=erasing,
                           return_clean=mixup is not None and cfg.loss == "mixupe",
                           return_params=mixup is not None and cfg.loss == "pair", num_classes=num_classes, **norm)
     val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, num_classes=num_classes, **norm)

@@ -38,7 +38,8 @@ _RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", 
 RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_prob": 1.0, "mixup_switch_prob": 0.5,
                          "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
                          "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
-                         "min_lr": 0.0, "clip_grad": None, "model_ema_decay": None}
+                         "min_lr": 0.0, "clip_grad": None, "model_ema_decay": None,
+                         "reprob": 0.0, "remode": "const", "recount": 1}
 
 
 class NonFiniteLoss(FloatingPointError):

@@ -14,7 +14,8 @@ CIFAR = dict(arch="preactresnet18", epochs=200, global_batch_size=128, momentum=
              nesterov=False, base_lr=0.1, peak_lr=0.1, warmup_epochs=0.0, milestones=(100, 150), gamma=0.1,
              crop=32, loss="pair", label_smoothing=0.0)
 RECIPE_FLAGS = {"--mixup-off-epoch", "--mixup-mode", "--mixup-prob", "--mixup-switch-prob", "--bce-target-thresh", "--bce-sum", "--auto-augment", "--randaug-num-ops",
-                "--randaug-magnitude", "--optimizer", "--lr-decay", "--min-lr", "--clip-grad", "--model-ema-decay"}  # issue 15's
+                "--randaug-magnitude", "--optimizer", "--lr-decay", "--min-lr", "--clip-grad", "--model-ema-decay",
+                "--reprob", "--remode", "--recount"}  # issue 15's
 RECIPES = {
     "imagenet-resnet50-mixup": {**IMAGENET, "mixup_alpha": 0.2},
     "imagenet-resnet50-erm": {**IMAGENET, "mixup_alpha": 0.0},

@@ -62,6 +62,9 @@ def test_flags_override_and_none_turns_auto_augment_off():
     ({"clip_grad": float("inf")}, ValueError, r"clip_grad must be >= 0.0, got inf"),
     ({"model_ema_decay": 1.0}, ValueError, r"model_ema_decay must be in \[0.0, 1.0\), got 1.0"),
     ({"min_lr": 1.0}, ValueError, r"min_lr must be in \[0.0, 0.4\], got 1.0"),
+    ({"reprob": 1.5}, ValueError, r"reprob must be in \[0.0, 1.0\], got 1.5"),
+    ({"remode": "noise"}, ValueError, "remode must be one of 'const', 'rand', 'pixel', got 'noise'"),
+    ({"recount": 0}, ValueError, "recount must be >= 1, got 0"),
 ])
 def test_invalid_fields_are_refused_by_name(changes, error, message):
     with pytest.raises(error, match=message):
@@ -176,3 +179,14 @@ def test_model_ema_is_the_moving_average_of_the_weights(imagenet, tmp_path):
         expected = 0.75 * w1.double() + 0.25 * two["model"][name].double()
         torch.testing.assert_close(two["ema"][f"module.{name}"].double(), expected, rtol=1e-6, atol=1e-7)
     assert not torch.equal(one["model"]["fc.weight"], two["model"]["fc.weight"])
+
+
+def test_erasing_flags_reach_the_train_iterator(imagenet):
+    from gpumix.train.data import build_loaders
+    cfg = parse_config(["--data", imagenet, "--reprob", "0.25", "--remode", "pixel", "--recount", "2", "--seed", "3",
+                        "--global-batch-size", "8", "--crop", "16", "--device", "cpu", "--num-threads", "1"])
+    train, val = build_loaders(cfg, device=torch.device("cpu"), rank=0, world_size=1, num_classes=4)
+    erasing = train.erasing
+    assert (erasing.prob, erasing.mode, erasing.max_count, erasing.seed) == (0.25, "pixel", 2, 3)
+    assert val.erasing is None  # validation is never erased
+    assert parse_config([]).reprob == 0.0 and RUN_IDENTITY_DEFAULTS["reprob"] == 0.0
