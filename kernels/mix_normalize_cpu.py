@@ -2,7 +2,8 @@
 
 A single ``numba.njit(parallel=True)`` pass: threads split the ``B*H`` image
 rows in chunks, and each row reads ``x_i`` and its partner ``x_j`` once and
-writes every output value once. The loops are specialized so that each one
+writes every output value once (with random erasing, a row that a box
+crosses then has its erased pieces written again, ``_erase_row``). The loops are specialized so that each one
 vectorizes: float32 NCHW with 3 channels reads the interleaved pixels and
 writes the three planes in one loop, float32 channels_last and 1 channel walk
 the row's values contiguously, both straight into the output. fp16/bf16 rows
