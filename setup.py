@@ -34,7 +34,9 @@ setup(
         # NVIDIA DALI and libNVVM built for the machine's CUDA major version. pip cannot tell which one a
         # machine needs, and the two DALI builds overwrite each other's files, so exactly one is asked for:
         # cuda13 matches the CUDA 13 torch PyPI serves (the README's commands), cuda12 is for CUDA 12 drivers.
-        "cuda13": ["nvidia-dali-cuda130>=2.0,<3", "numba-cuda[cu13]>=0.15,<1"],
+        # libNVVM comes as cuda-toolkit's nvvm part at torch's own CUDA minor (torch 2.14 pins cuda-toolkit
+        # 13.0.3): numba-cuda's cu13 extra asks for the newest 13.x, and pip then fell back to a CPU-only torch.
+        "cuda13": ["nvidia-dali-cuda130>=2.0,<3", "cuda-toolkit[nvvm]==13.0.*"],
         "cuda12": ["nvidia-dali-cuda120>=1.40,<3", "numba-cuda[cu12]>=0.15,<1"],
         # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping;
         # scikit-learn and scikit-image ship the real photographs the pipeline tests crop (tests/conftest.py)
