@@ -40,7 +40,8 @@ setup(
         "cuda12": ["nvidia-dali-cuda120>=1.40,<3", "numba-cuda[cu12]>=0.15,<1"],
         # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping;
         # scikit-learn and scikit-image ship the real photographs the pipeline tests crop (tests/conftest.py)
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0", "scikit-image>=0.19"],
+        # timm: tests compare gpumix's random erasing and BCE loss with timm's own implementations
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0", "scikit-image>=0.19", "timm>=0.9"],
         # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)
         "digits": ["scikit-learn>=1.0"],
         # the trainer's optional --tensorboard logs
