@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import glob
 import json
-import math
 import os
 import re
 import shutil

@@ -1,4 +1,4 @@
-"""gpumix-kernel-report: the static model's arithmetic, its SASS reading, and the kernel's targets where ptxas exists."""
+"""gpumix-kernel-report: the static model's arithmetic, its SASS reading, and the targets where ptxas exists."""
 import json
 import os
 import subprocess
