@@ -15,12 +15,12 @@ import torch
 
 import gpumix
 from gpumix.bench.chains import unfused_chain
+from gpumix.datasets import NUM_CLASSES, STATS
 from gpumix.kernels.reference import mix_normalize_reference
 
 __all__ = ["main", "synthetic_batch"]
 
-MEAN = (123.675, 116.28, 103.53)  # torchvision's ImageNet statistics, in pixel units
-STD = (58.395, 57.12, 57.375)
+MEAN, STD = STATS["imagenet"].mean, STATS["imagenet"].std
 
 
 def synthetic_batch(n, size, seed):
@@ -69,16 +69,16 @@ def main(argv=None):
     batch = batch.to(device)
     print(f"gpumix {gpumix.__version__} on {device}: batch {tuple(batch.shape)} uint8 NHWC")
     recipes = {
-        "mixup (alpha 0.2, batch mode)": gpumix.Mixup(num_classes=1000, alpha=0.2, seed=args.seed),
-        "mixup+CutMix (elem mode, eps 0.1)": gpumix.Mixup(num_classes=1000, alpha=0.8, cutmix_alpha=1.0,
+        "mixup (alpha 0.2, batch mode)": gpumix.Mixup(num_classes=NUM_CLASSES["imagenet"], alpha=0.2, seed=args.seed),
+        "mixup+CutMix (elem mode, eps 0.1)": gpumix.Mixup(num_classes=NUM_CLASSES["imagenet"], alpha=0.8, cutmix_alpha=1.0,
                                                           mode="elem", label_smoothing=0.1, seed=args.seed),
     }
     for name, mix in recipes.items():
         params = mix.sample(args.batch_size, (args.size, args.size), epoch=0, step=0)
-        common = dict(mean=MEAN, std=STD, num_classes=1000, label_smoothing=mix.label_smoothing)
+        common = dict(mean=MEAN, std=STD, num_classes=NUM_CLASSES["imagenet"], label_smoothing=mix.label_smoothing)
         images, targets = gpumix.mix_normalize(batch, labels, params, **common)
         ref_images, ref_targets, _ = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes,
-                                                             MEAN, STD, 1000, mix.label_smoothing)
+                                                             MEAN, STD, NUM_CLASSES["imagenet"], mix.label_smoothing)
         err = float((images.double() - ref_images).abs().max())
         fused = _median_ms(lambda: gpumix.mix_normalize(batch, labels, params, **common), device)
         unfused = _median_ms(lambda: unfused_chain(batch, labels, params, **common), device)

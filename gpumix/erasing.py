@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpumix._checks import check_float, check_int
+from gpumix.validation import check_float, check_int
 
 __all__ = ["RandomErasing", "ErasingParams", "ERASING_MODES"]
 

@@ -14,10 +14,10 @@ from nvidia.dali import types as dali_types
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-from gpumix._checks import check_bool, check_int
 from gpumix.erasing import RandomErasing
 from gpumix.mixup import Mixup
-from gpumix.ops import _check_label_range, _check_output, mix_normalize, normalize
+from gpumix.ops import mix_normalize, normalize
+from gpumix.validation import check_bool, check_int, check_label_range, check_output
 
 __all__ = ["MixupIterator", "MixedBatch", "LastBatch", "STATE_FORMAT"]
 
@@ -172,7 +172,7 @@ class MixupIterator:
         channels = _channel_count(mean)
         if channels not in (1, 3):
             raise ValueError(f"mean must have 1 or 3 values (one per channel), got {mean!r}")
-        self._mean, self._std = _check_output(channels, mean, std, dtype, channels_last)
+        self._mean, self._std = check_output(channels, mean, std, dtype, channels_last)
         self._dtype, self._channels_last = dtype, channels_last
         if not isinstance(reader_name, str) or not reader_name:
             raise TypeError(f"reader_name must be a non-empty str, got {reader_name!r}")
@@ -322,7 +322,7 @@ class MixupIterator:
                                            epoch=self._epoch, step=self._step, rank=self._rank)
         if self._mixup is None:
             if self._num_classes is not None:  # a fresh CPU copy unless the pipeline put labels on the GPU
-                _check_label_range(labels, self._num_classes)
+                check_label_range(labels, self._num_classes)
             out = normalize(images, mean=self._mean, std=self._std, dtype=self._dtype,
                             channels_last=self._channels_last, erasing=erasing)
             return out, labels.to(out.device, non_blocking=True)

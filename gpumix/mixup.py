@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpumix._checks import check_bool, check_float, check_int
+from gpumix.validation import check_bool, check_float, check_int
 from gpumix.params import MixParams
 
 __all__ = ["Mixup", "MixMode"]

@@ -1,48 +1,20 @@
 """``mix_normalize``: the fused mixup/CutMix + normalize + layout + cast operator."""
 import functools
 import importlib
-import math
-import numbers
 import os
 import sys
 
 import torch
 
 from gpumix._alloc import empty_output
-from gpumix._checks import check_bool, check_float, check_int
+from gpumix.validation import OUTPUT_DTYPES, check_bool, check_float, check_int, check_label_range, check_output
 from gpumix.erasing import ErasingParams
 from gpumix.params import MixParams
 
 __all__ = ["mix_normalize", "normalize", "simulate_cuda", "OUTPUT_DTYPES", "SIMULATE_CUDA_VARIABLE"]
 
-OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_FLOAT32_MAX = torch.finfo(torch.float32).max
 # With this environment variable at 1, CPU tensors run the CUDA kernel under numba's simulator.
 SIMULATE_CUDA_VARIABLE = "GPUMIX_SIMULATE_CUDA"
-
-
-def _channel_floats(name, values, channels):
-    if isinstance(values, torch.Tensor):
-        if values.device.type == "meta":
-            raise TypeError(f"{name} must hold values, got a tensor on the meta device")
-        values = values.detach().cpu().reshape(-1).tolist()
-    if not isinstance(values, (list, tuple)) or not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-        raise TypeError(f"{name} must be a sequence of {channels} floats, got {values!r}")
-    if len(values) != channels:
-        raise ValueError(f"{name} must have one value per channel ({channels}), got {len(values)}: {list(values)!r}")
-    for c, v in enumerate(values):
-        if not math.isfinite(v):
-            raise ValueError(f"{name}[{c}] must be finite, got {v!r}")
-    return [float(v) for v in values]
-
-
-def _check_label_range(labels, num_classes):
-    """ValueError naming the first of the integer ``labels`` outside ``[0, num_classes)``; one device sync on CUDA."""
-    bad = (labels < 0) | (labels >= num_classes)
-    if bad.any():
-        i = int(bad.nonzero()[0, 0])
-        raise ValueError(f"labels must be in [0, {num_classes}), got labels[{i}] = {int(labels[i])}")
 
 
 def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
@@ -80,7 +52,7 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     n, height, width, channels = _check_batch(batch)
     k = check_int("num_classes", num_classes, 2)
     eps = check_float("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-    mean, std = _check_output(channels, mean, std, dtype, channels_last)
+    mean, std = check_output(channels, mean, std, dtype, channels_last)
     check_bool("return_clean", return_clean)
 
     if not isinstance(labels, torch.Tensor):
@@ -91,7 +63,7 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
         raise ValueError(f"labels must have shape ({n},) to match batch, got {tuple(labels.shape)}")
     if labels.device != batch.device and labels.device.type != "cpu":
         raise ValueError(f"labels are on {labels.device} but batch is on {batch.device}")
-    _check_label_range(labels, k)
+    check_label_range(labels, k)
 
     if not isinstance(params, MixParams):
         raise TypeError(f"params must be a gpumix.MixParams, got {type(params).__name__}")
@@ -120,7 +92,7 @@ def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False, era
     or None) erases the normalized samples, as in ``mix_normalize``.
     """
     n, height, width, channels = _check_batch(batch)
-    mean, std = _check_output(channels, mean, std, dtype, channels_last)
+    mean, std = check_output(channels, mean, std, dtype, channels_last)
     _check_erasing(erasing, n, height, width, channels)
     labels = torch.zeros(n, dtype=torch.int64)
     images, _ = _launch(batch, labels, MixParams.identity(n), mean, std, 0, 0.0, dtype, channels_last, False,
@@ -160,28 +132,6 @@ def _check_batch(batch):
     if n == 0 or height == 0 or width == 0:
         raise ValueError(f"batch must not be empty, got shape {tuple(batch.shape)}")
     return n, height, width, channels
-
-
-def _check_output(channels, mean, std, dtype, channels_last):
-    mean = _channel_floats("mean", mean, channels)
-    std = _channel_floats("std", std, channels)
-    for c, s in enumerate(std):
-        if s <= 0:
-            raise ValueError(f"std[{c}] must be > 0, got {s!r}")
-    if dtype not in OUTPUT_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(map(str, OUTPUT_DTYPES))}, got {dtype!r}")
-    check_bool("channels_last", channels_last)
-    # The kernels compute in float32 and store ``dtype``: refuse statistics whose
-    # outputs cannot be represented, rather than write inf or nan.
-    limit = torch.finfo(dtype).max
-    for c, (m, s) in enumerate(zip(mean, std)):
-        if abs(m) > _FLOAT32_MAX:
-            raise ValueError(f"mean[{c}] must be within float32's range (+-{_FLOAT32_MAX:.4g}), got {m!r}")
-        reach = max(abs(m), abs(255.0 - m)) / s
-        if reach * (1 + 1e-6) > limit:
-            raise ValueError(f"mean[{c}] = {m!r} and std[{c}] = {s!r} map pixel values 0-255 to magnitudes up to "
-                             f"{reach:.4g}, beyond the largest {dtype} ({limit:.4g})")
-    return mean, std
 
 
 def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean, erasing=None):

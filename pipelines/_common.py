@@ -1,9 +1,8 @@
 """Argument checks and settings shared by every gpumix DALI pipeline."""
-import os
 
-from gpumix._checks import check_int
+from gpumix.validation import check_int
 
-__all__ = ["READER_NAME", "resolve_device", "pipeline_settings", "existing_path", "reader_meta"]
+__all__ = ["READER_NAME", "resolve_device", "pipeline_settings", "reader_meta"]
 
 # DALI's iterators (and gpumix's) find the epoch size through the reader's name.
 READER_NAME = "Reader"
@@ -54,16 +53,6 @@ def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, se
         checkpoint=checkpoint,
     )
     return device, kwargs
-
-
-def existing_path(name, path):
-    """``path`` as a str; FileNotFoundError naming it if it does not exist."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path, got {type(path).__name__}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{name}: {path} does not exist")
-    return path
 
 
 def reader_meta(pipe, name=READER_NAME):

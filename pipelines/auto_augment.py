@@ -12,7 +12,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from gpumix._checks import check_bool, check_float, check_int
+from gpumix.validation import check_bool, check_float, check_int
 
 __all__ = ["AutoAugmentPolicy", "AutoAugment", "auto_augment_config", "apply_auto_augment"]
 

@@ -11,7 +11,8 @@ drop the padding and count epochs.
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
-from gpumix.pipelines._common import existing_path, pipeline_settings
+from gpumix.datasets import existing_path
+from gpumix.pipelines._common import pipeline_settings
 from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
 from gpumix.pipelines.cifar_files import load_cifar
 from gpumix.pipelines.sharding import ShardedSource, SourcePipeline

@@ -2,7 +2,7 @@
 
 ``data`` is a class-folder root (ILSVRC layout, labels by sorted folder name),
 a DALI file list (``path label`` per line; a relative path is relative to the
-list's own folder, an absolute one is kept: ``gpumix.pipelines.file_list``),
+list's own folder, an absolute one is kept: ``gpumix.file_list``),
 or a list of WebDataset ``.tar`` shards, each with its DALI index
 (``shard.idx`` beside ``shard.tar``, made by DALI's ``wds2idx``) and samples
 of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
@@ -11,15 +11,15 @@ import os
 
 from nvidia.dali import fn, pipeline_def, types
 
-from gpumix._checks import check_bool, check_int
-from gpumix.pipelines._common import READER_NAME, existing_path, pipeline_settings
+from gpumix.validation import check_bool, check_int
+from gpumix.datasets import SourceKind, data_source
+from gpumix.pipelines._common import READER_NAME, pipeline_settings
 from gpumix.pipelines._failures import make_explaining
 from gpumix.pipelines.decoder import DecoderConfig
-from gpumix.pipelines.file_list import check_file_list
 from gpumix.pipelines.webdataset import WebDatasetSource
 from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
 
-__all__ = ["imagenet_train", "imagenet_val", "imagenet_source", "train_resize"]
+__all__ = ["imagenet_train", "imagenet_val", "train_resize"]
 
 # Random-resized-crop of Szegedy et al. / torchvision: 8%-100% of the area, aspect 3/4-4/3.
 AREA = (0.08, 1.0)
@@ -30,65 +30,27 @@ CROP_ATTEMPTS = 10
 SHUFFLE_BUFFER = 1024
 
 
-def imagenet_source(data):
-    """Classify ``data``: ('folder', root), ('file_list', path) or ('webdataset', tars, indexes).
-
-    A file list is checked line by line here (``check_file_list``). Errors
-    name the path: a missing or empty folder, a folder without class
-    subfolders, an empty file list or a bad line of one (``path:line``), a
-    shard that is not ``.tar`` or lacks its index.
-    """
-    if isinstance(data, (list, tuple)):
-        if not data:
-            raise ValueError("data: the list of WebDataset shards is empty")
-        tars, indexes = [], []
-        for shard in data:
-            shard = existing_path("data", shard)
-            if not shard.endswith(".tar"):
-                raise ValueError(f"data: WebDataset shards must be .tar files, got {shard}")
-            index = shard[:-4] + ".idx"
-            if not os.path.isfile(index):
-                raise FileNotFoundError(f"data: WebDataset shard {shard} has no index {index} "
-                                        "(make one with DALI's wds2idx)")
-            tars.append(shard)
-            indexes.append(index)
-        return "webdataset", tars, indexes
-    path = existing_path("data", data)
-    if os.path.isfile(path):
-        if os.path.getsize(path) == 0:
-            raise ValueError(f"data: the file list {path} is empty")
-        check_file_list(path)
-        return "file_list", path
-    entries = os.listdir(path)
-    if not entries:
-        raise ValueError(f"data: the folder {path} is empty")
-    classes = [e for e in entries if os.path.isdir(os.path.join(path, e))]
-    if not classes:
-        raise ValueError(f"data: the folder {path} has no class subfolders (expected ILSVRC's root/<class>/<image>)")
-    return "folder", path
-
-
 def _read(source, *, shuffle, seed, shard_id, num_shards, feed, parallel=False):
-    """The named reader over ``imagenet_source(data)``: (encoded images, int32 labels).
+    """The named reader over a ``gpumix.datasets.DataSource``: (encoded images, int32 labels).
 
     ``feed`` is the ``WebDatasetSource`` of a WebDataset source (None otherwise);
     ``parallel`` reads it in the pipeline's Python worker processes.
     """
     # pad the shard's last batch so that iterators can drop the padding: exactly once per epoch
     common = dict(name=READER_NAME, shard_id=shard_id, num_shards=num_shards, pad_last_batch=True)
-    if source[0] == "webdataset":
+    if source.kind is SourceKind.WEBDATASET:
         # gpumix's own source: the tars dealt out afresh to the shards every epoch (webdataset.py)
         images, labels = fn.external_source(source=feed, num_outputs=2, batch=False, parallel=parallel,
                                             dtype=[types.UINT8, types.INT32])
     else:
         # whole-epoch shuffles from one seed on every shard: the shards split one permutation
         shuffling = dict(shuffle_after_epoch=True, shuffle_after_epoch_seed=seed) if shuffle else {}
-        if source[0] == "file_list":
+        if source.kind is SourceKind.FILE_LIST:
             # DALI's rule with file_root = the list's folder is gpumix's convention (file_list.py)
-            root = os.path.dirname(os.path.abspath(source[1]))
-            images, labels = fn.readers.file(file_list=source[1], file_root=root, **shuffling, **common)
+            root = os.path.dirname(os.path.abspath(source.path))
+            images, labels = fn.readers.file(file_list=source.path, file_root=root, **shuffling, **common)
         else:
-            images, labels = fn.readers.file(file_root=source[1], **shuffling, **common)
+            images, labels = fn.readers.file(file_root=source.path, **shuffling, **common)
     return images, fn.cast(labels, dtype=types.INT32)
 
 
@@ -124,8 +86,8 @@ def _build(graph, source, train, *, reader_seed, shard_id, num_shards, reader_wo
     answers ``reader_meta`` for it and names a bad sample as ``tar:key``.
     """
     feed = None
-    if source[0] == "webdataset":
-        feed = WebDatasetSource(source[1], source[2], batch_size=kwargs["batch_size"], shard_id=shard_id,
+    if source.kind is SourceKind.WEBDATASET:
+        feed = WebDatasetSource(list(source.paths), list(source.index_files), batch_size=kwargs["batch_size"], shard_id=shard_id,
                                 num_shards=num_shards, seed=reader_seed, shuffle=train, buffer=SHUFFLE_BUFFER)
     reader = dict(seed=reader_seed, shard_id=shard_id, num_shards=num_shards, feed=feed)
     if feed is not None and reader_workers > 0:
@@ -207,7 +169,7 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
-    source = imagenet_source(data)  # fails here, naming the path, not inside DALI's build
+    source = data_source(data)  # fails here, naming the path, not inside DALI's build
     return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
                   reader_workers=reader_workers, crop=crop, device=device, antialias=antialias, decoder=decoder,
                   augment=augment, enable_conditionals=augment is not None, **kwargs)
@@ -228,7 +190,7 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
     device, kwargs = pipeline_settings(batch_size=batch_size, device=device, device_id=device_id, shard_id=shard_id,
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
-    source = imagenet_source(data)
+    source = data_source(data)
     return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
                   reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder,
                   **kwargs)

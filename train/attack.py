@@ -61,7 +61,7 @@ class AttackConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        from gpumix._checks import check_float, check_int
+        from gpumix.validation import check_float, check_int
 
         self.checkpoint = _path("checkpoint", self.checkpoint)
         self.data = _path("data", self.data)
@@ -135,7 +135,7 @@ def load_attack_model(path, device="cpu"):
     import torch
 
     from gpumix.train.checkpoint import load_checkpoint
-    from gpumix.train.data import CIFAR_CLASSES, MEAN, STD
+    from gpumix.datasets import NUM_CLASSES, STATS
     from gpumix.train.loop import CHECKPOINT_FORMAT
     from gpumix.train.models import build_model
 
@@ -144,10 +144,10 @@ def load_attack_model(path, device="cpu"):
         raise ValueError(f"checkpoint: {path} is not a gpumix-train checkpoint (format {state.get('format')!r})")
     cfg = state["config"]
     dataset = cfg.get("dataset")
-    if dataset not in CIFAR_CLASSES:
+    if dataset not in ("cifar10", "cifar100"):
         raise ValueError(f"checkpoint: {path} trained on {dataset!r}; gpumix-attack reads CIFAR-format data "
-                         f"({', '.join(CIFAR_CLASSES)})")
-    model = build_model(cfg["arch"], cfg.get("num_classes") or CIFAR_CLASSES[dataset])
+                         "(cifar10, cifar100)")
+    model = build_model(cfg["arch"], cfg.get("num_classes") or NUM_CLASSES[dataset])
     model.load_state_dict(state["model"])
     channels_last = bool(cfg.get("channels_last", False))
     model = model.to(device)
@@ -156,7 +156,7 @@ def load_attack_model(path, device="cpu"):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return AttackModel(model=model, mean=MEAN[dataset], std=STD[dataset], channels_last=channels_last,
+    return AttackModel(model=model, mean=STATS[dataset].mean, std=STATS[dataset].std, channels_last=channels_last,
                        dataset=dataset, path=os.fspath(path), step=state.get("step"), last_eval=state.get("last_eval"))
 
 
@@ -221,7 +221,7 @@ def attack(cfg):
     from gpumix.pipelines.cifar_files import load_cifar
     from gpumix.runinfo import run_record
     from gpumix.train.dist import resolve_device
-    from gpumix.train.metrics import write_text_atomically
+    from gpumix.atomic import write_atomically
 
     device = resolve_device(cfg.device, 0)
     target = load_attack_model(cfg.checkpoint, device)
@@ -249,7 +249,7 @@ def attack(cfg):
     settings = {**cfg.to_dict(), "checkpoint_step": target.step, "source_step": source.step,
                 "checkpoint_last_eval": target.last_eval}
     out = {"results": results, "run": run_record(settings, device_name)}
-    write_text_atomically(cfg.json, json.dumps(out, indent=2))
+    write_atomically(cfg.json, json.dumps(out, indent=2))
     return out
 
 

@@ -1,8 +1,8 @@
 """Checkpoints: atomic writes, weights_only loads, and the random-number state of torch, Python and NumPy.
 
-``save_checkpoint`` writes a temporary file beside the target, fsyncs it,
-renames it over the target and fsyncs the folder, so a crash or a full disk
-leaves the previous checkpoint whole. It refuses, before writing anything,
+``save_checkpoint`` writes through ``gpumix.atomic`` (a temporary file
+beside the target, fsync, rename, fsync of the folder), so a crash or a full
+disk leaves the previous checkpoint whole. It refuses, before writing anything,
 state that ``torch.load(weights_only=True)`` could not read back (NumPy
 values, enums, custom classes). ``load_checkpoint`` never unpickles code.
 """
@@ -12,13 +12,14 @@ import os
 import pickle
 import random
 import re
-import tempfile
 
 import numpy as np
 import torch
 
+from gpumix.atomic import atomic_writer
+
 __all__ = ["CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
-           "remove_partial_writes", "rng_state", "set_rng_state"]
+           "rng_state", "set_rng_state"]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # the one checkpoint file the trainer keeps in its output folder
 
@@ -61,22 +62,6 @@ class _RecordingFile:
         self._f.flush()
 
 
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory):
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path, state):
     """Write ``state`` (a dict of tensors, numbers, strings, None and lists/tuples/dicts of them) to ``path``.
 
@@ -88,32 +73,14 @@ def save_checkpoint(path, state):
     if not isinstance(state, dict):
         raise TypeError(f"checkpoint state must be a dict, got {type(state).__name__}")
     _check_loadable(state, "state")
-    directory = os.path.dirname(os.path.abspath(path))
-    temp = None
-    writer = None
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o666 & ~_current_umask())  # mkstemp's 0600 would stick to the checkpoint
-            writer = _RecordingFile(f)
+    with atomic_writer(path, "checkpoint ") as f:
+        writer = _RecordingFile(f)
+        try:
             torch.save(state, writer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-        temp = None
-        _fsync_directory(directory)
-    except BaseException as e:
-        if temp is not None:
-            try:
-                os.remove(temp)
-            except OSError:
-                pass
-        cause = writer.error if writer is not None and writer.error is not None else e
-        if isinstance(cause, OSError):
-            code = cause.errno if cause.errno is not None else errno.EIO
-            raise OSError(code, f"writing checkpoint {path}: {cause.strerror or cause}") from e
-        raise
+        except RuntimeError:
+            if writer.error is not None:  # torch.save wraps the OSError of a full disk in a RuntimeError
+                raise writer.error from None
+            raise
 
 
 def _refusal_reason(message):
@@ -154,23 +121,6 @@ def latest_checkpoint(directory):
     """``directory/checkpoint.pt`` if that file exists, else None."""
     path = os.path.join(os.fspath(directory), CHECKPOINT_NAME)
     return path if os.path.isfile(path) else None
-
-
-def remove_partial_writes(path):
-    """Delete the temporary files ``save_checkpoint(path, ...)`` left beside ``path`` when killed mid-write.
-
-    They are named ``.<name>.<random>.tmp``; ``path`` itself is never touched.
-    Call it only while nothing else writes ``path``. Returns the removed paths, sorted.
-    """
-    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
-    pattern = re.compile(r"\." + re.escape(name) + r"\.[^/]+\.tmp")
-    removed = []
-    if os.path.isdir(directory):
-        for entry in sorted(os.listdir(directory)):
-            if pattern.fullmatch(entry):
-                os.remove(os.path.join(directory, entry))
-                removed.append(os.path.join(directory, entry))
-    return removed
 
 
 def rng_state():

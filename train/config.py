@@ -14,7 +14,7 @@ from importlib import resources
 
 import yaml
 
-from gpumix._checks import check_bool, check_float, check_int
+from gpumix.validation import check_bool, check_float, check_int
 from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind

@@ -11,23 +11,13 @@ import os
 
 import torch
 
+from gpumix.datasets import NUM_CLASSES, STATS, data_source
 from gpumix.erasing import RandomErasing
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
 from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
-from gpumix.pipelines.file_list import check_file_list
-from gpumix.pipelines.imagenet import imagenet_source
 
-__all__ = ["MEAN", "STD", "imagenet_split", "num_classes_of", "input_dtype", "auto_augment_of", "build_loaders"]
-
-# Per-channel statistics in pixel units (0-255). ImageNet's are torchvision's;
-# CIFAR's are the training-set statistics the mixup paper's CIFAR code uses.
-MEAN = {"imagenet": (123.675, 116.28, 103.53), "cifar10": (125.307, 122.95, 113.865),
-        "cifar100": (129.304, 124.07, 112.434)}
-STD = {"imagenet": (58.395, 57.12, 57.375), "cifar10": (62.993, 62.089, 66.705),
-       "cifar100": (68.17, 65.392, 70.418)}
-CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
-
+__all__ = ["imagenet_split", "num_classes_of", "input_dtype", "auto_augment_of", "build_loaders"]
 
 def imagenet_split(data, split):
     """What ``imagenet_train``/``imagenet_val`` take for ``DIR/split``: a file list, shard paths or a folder.
@@ -53,14 +43,10 @@ def num_classes_of(dataset, train_source):
 
     WebDataset shards carry no class count; ImageNet's 1000 is assumed for them.
     """
-    if dataset in CIFAR_CLASSES:
-        return CIFAR_CLASSES[dataset]
-    kind = imagenet_source(train_source)
-    if kind[0] == "folder":
-        return sum(os.path.isdir(os.path.join(kind[1], e)) for e in os.listdir(kind[1]))
-    if kind[0] == "file_list":
-        return check_file_list(kind[1])[1] + 1
-    return 1000
+    if dataset != "imagenet":
+        return NUM_CLASSES[dataset]
+    found = data_source(train_source).num_classes
+    return NUM_CLASSES["imagenet"] if found is None else found
 
 
 def input_dtype(device, amp):
@@ -108,7 +94,7 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
         mixup = Mixup(num_classes=num_classes, alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha,
                       label_smoothing=cfg.label_smoothing, seed=cfg.seed, off_epoch=cfg.mixup_off_epoch,
                       mode=cfg.mixup_mode, prob=cfg.mixup_prob, switch_prob=cfg.mixup_switch_prob)
-    norm = dict(mean=MEAN[cfg.dataset], std=STD[cfg.dataset], dtype=input_dtype(device, cfg.amp),
+    norm = dict(mean=STATS[cfg.dataset].mean, std=STATS[cfg.dataset].std, dtype=input_dtype(device, cfg.amp),
                 channels_last=cfg.channels_last)
     # DROP: every step has the full global batch (Goyal et al. keep it constant), and every rank
     # runs the same number of steps; each epoch's shuffle leaves out a different < 1 batch per shard.

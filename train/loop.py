@@ -18,11 +18,12 @@ from tqdm import tqdm
 
 from gpumix.runinfo import run_record
 from gpumix.train import dist
-from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint, remove_partial_writes,
+from gpumix.atomic import remove_partial_writes, write_atomically
+from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint,
                                      rng_state, save_checkpoint, set_rng_state)
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
 from gpumix.train.losses import bce_loss, mixupe_loss, pair_ce, soft_target_ce
-from gpumix.train.metrics import MetricsLog, plot_metrics, write_text_atomically
+from gpumix.train.metrics import MetricsLog, plot_metrics
 from gpumix.train.models import build_model
 from gpumix.train.optim import build_optimizer
 from gpumix.train.schedule import LRSchedule
@@ -351,7 +352,7 @@ class _Trainer:
 
 def _write_json(path, value):
     """Write ``value`` to ``path`` as indented JSON, atomically; an OSError (a full disk) names ``path``."""
-    write_text_atomically(path, json.dumps(value, indent=2))
+    write_atomically(path, json.dumps(value, indent=2))
 
 
 def train(cfg):

@@ -11,7 +11,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from gpumix._checks import check_float, check_int
+from gpumix.validation import check_float, check_int
 
 __all__ = ["LossKind", "soft_target_ce", "pair_ce", "mixupe_loss", "mixupe_lambda_mean", "bce_loss"]
 

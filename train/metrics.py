@@ -7,27 +7,11 @@ Each line is one JSON object. The plot reads records with ``"kind": "step"``
 import json
 import os
 
-__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs", "write_text_atomically",
-           "error_summary"]
+from gpumix.atomic import write_atomically
+
+__all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs", "error_summary"]
 
 METRICS_NAME = "metrics.jsonl"
-
-
-def write_text_atomically(path, text, what=""):
-    """Replace ``path`` with ``text`` through ``path + ".tmp"`` and a rename, so it is whole or unchanged.
-
-    An OSError (a full disk) is raised with its errno and the message
-    ``writing <what><path>: ...``; the temporary file is removed.
-    """
-    temp = path + ".tmp"
-    try:
-        with open(temp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except OSError as e:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise OSError(e.errno, f"writing {what}{path}: {e.strerror or e}") from e
 
 
 class MetricsLog:
@@ -58,7 +42,7 @@ class MetricsLog:
         kept = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= step]
         if len(kept) == len(records):
             return
-        write_text_atomically(self.path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept), "metrics ")
+        write_atomically(self.path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept), "metrics ")
 
     def write(self, record):
         """Write ``record`` (a dict of JSON-serializable values) as one line; an OSError names the file."""

@@ -11,7 +11,7 @@ pre-activated input ``relu(bn1(x))`` (a 1x1 conv when the shape changes).
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpumix._checks import check_int
+from gpumix.validation import check_int
 
 __all__ = ["PreActBlock", "PreActResNet18", "build_model"]
 

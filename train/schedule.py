@@ -10,7 +10,7 @@ import dataclasses
 import math
 import numbers
 
-from gpumix._checks import check_float, check_int
+from gpumix.validation import check_float, check_int
 
 __all__ = ["LRSchedule", "DECAYS"]
 

@@ -77,10 +77,10 @@ class _Images(torch.utils.data.Dataset):
 
 
 class FileListImages(_Images):
-    """A DALI file list, read by the pipelines' own reader (``gpumix.pipelines.file_list``)."""
+    """A DALI file list, read by the pipelines' own reader (``gpumix.file_list``)."""
 
     def __init__(self, path):
-        from gpumix.pipelines.file_list import read_file_list
+        from gpumix.file_list import read_file_list
 
         self.samples = list(zip(*read_file_list(path)))
 

@@ -16,13 +16,13 @@ import time
 import torch
 
 import gpumix
+from gpumix.datasets import STATS
 from gpumix.ops import OUTPUT_DTYPES
 
 __all__ = ["kernel_bandwidth", "host_overhead"]
 
 # torchvision's ImageNet statistics, in pixel units (only the arithmetic's cost depends on them).
-_MEAN = (123.675, 116.28, 103.53)
-_STD = (58.395, 57.12, 57.375)
+_MEAN, _STD = STATS["imagenet"].mean, STATS["imagenet"].std
 
 
 def _timer(device, fn, repeats, warmup, per_call=1):

@@ -16,9 +16,9 @@ import os
 
 import torch
 
-from gpumix._checks import check_int
 from gpumix.bench import chains
-from gpumix.bench.operator import MEAN, STD
+from gpumix.datasets import NUM_CLASSES, STATS, DataSource, SourceKind, data_source
+from gpumix.validation import check_int
 
 __all__ = ["ALPHA", "DEFAULT_CLASSES", "DEFAULT_PER_CLASS", "DataSpec", "LoaderSettings", "Variant", "build_variants",
            "default_data", "prepare_process", "resolve_data", "torch_dataset"]
@@ -30,9 +30,6 @@ ALPHA = 0.2
 # The torch loaders' epoch is at least this long (the real datasets' train sizes), so that a small
 # benchmark set does not make them restart their workers' prefetching every few batches.
 EPOCH = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
-# CIFAR-10's statistics in pixel units; CIFAR-100's differ in the second decimal, which costs nothing.
-CIFAR_MEAN = (125.307, 122.961, 113.8575)
-CIFAR_STD = (62.9932, 62.0887, 66.7048)
 CIFAR_SIZE = 32
 # DALI's prefetch depth in every DALI variant (gpumix's default).
 PREFETCH_DEPTH = 2
@@ -58,13 +55,13 @@ class DataSpec:
 
     kind: 'imagenet', 'cifar10' or 'cifar100'; data: what the gpumix pipeline
     builders take (a folder, a file list, or a tuple of WebDataset shards);
-    source: for ImageNet, ``imagenet_source(data)``; num_classes: K of the
+    source: for ImageNet, its ``gpumix.datasets.DataSource`` (None for CIFAR); num_classes: K of the
     targets; image_size: the side of the crops; embedded: the cached default set.
     """
 
     kind: str
     data: object
-    source: tuple
+    source: DataSource | None
     num_classes: int
     image_size: int
     embedded: bool = False
@@ -77,20 +74,17 @@ class DataSpec:
 
     @property
     def mean(self):
-        return MEAN if self.kind == "imagenet" else CIFAR_MEAN
+        return STATS[self.kind].mean
 
     @property
     def std(self):
-        return STD if self.kind == "imagenet" else CIFAR_STD
+        return STATS[self.kind].std
 
     def describe(self):
         """One line for the report: what was read, from where."""
         if self.kind != "imagenet":
             return f"{self.kind} folder {self.data}"
-        if self.source[0] == "webdataset":
-            return f"ImageNet-style WebDataset, {len(self.source[1])} shard(s): {', '.join(self.source[1])}"
-        what = "file list" if self.source[0] == "file_list" else "class-folder root"
-        return f"ImageNet-style {what} {self.data}" + (" (the embedded synthetic default)" if self.embedded else "")
+        return f"ImageNet-style {self.source.describe()}" + (" (the embedded synthetic default)" if self.embedded else "")
 
 
 def _cifar_kind(folder):
@@ -118,8 +112,6 @@ def resolve_data(data, *, num_classes=None, image_size=224):
     classes found, if more) for ImageNet. Errors (FileNotFoundError or
     ValueError) name the path.
     """
-    from gpumix.pipelines.imagenet import imagenet_source
-
     embedded = data is None
     if embedded:
         data = [default_data()]
@@ -130,37 +122,34 @@ def resolve_data(data, *, num_classes=None, image_size=224):
         if not os.path.exists(p):
             raise FileNotFoundError(f"data: {p} does not exist")
     if len(paths) > 1 or paths[0].endswith(".tar"):
-        source = imagenet_source(paths)
-        return _imagenet_spec(tuple(paths), source, num_classes, image_size, None)
+        return _imagenet_spec(tuple(paths), data_source(paths), num_classes, image_size)
     path = paths[0]
     if os.path.isdir(path):
         kind = _cifar_kind(path)
         if kind is not None:
-            k = 10 if kind == "cifar10" else 100
+            k = NUM_CLASSES[kind]
             if num_classes is not None and num_classes < k:
                 raise ValueError(f"num_classes: {path} is {kind}, with {k} classes, but num_classes is {num_classes}")
-            return DataSpec(kind, path, ("cifar", path), num_classes or k, CIFAR_SIZE)
+            return DataSpec(kind, path, None, num_classes or k, CIFAR_SIZE)
         entries = os.listdir(path)
         tars = sorted(os.path.join(path, e) for e in entries if e.endswith(".tar"))
         if tars and not any(os.path.isdir(os.path.join(path, e)) for e in entries):
-            return _imagenet_spec(tuple(tars), imagenet_source(tars), num_classes, image_size, None)
+            return _imagenet_spec(tuple(tars), data_source(tars), num_classes, image_size)
         try:
-            source = imagenet_source(path)
+            source = data_source(path)
         except ValueError as e:
             raise ValueError(f"{e}; nor is it a CIFAR folder (CIFAR files or a {', '.join(_CIFAR_FOLDERS)} "
                              "subfolder)") from None
-        classes = sum(os.path.isdir(os.path.join(path, e)) for e in os.listdir(path))
-        return _imagenet_spec(path, source, num_classes, image_size, classes, embedded=embedded)
-    from gpumix.pipelines.file_list import check_file_list
-
-    source = imagenet_source(path)  # checks the list: errors name its path and line
-    return _imagenet_spec(path, source, num_classes, image_size, check_file_list(path)[1] + 1)
+        return _imagenet_spec(path, source, num_classes, image_size, embedded=embedded)
+    # a file list, checked: errors name its path and line
+    return _imagenet_spec(path, data_source(path), num_classes, image_size)
 
 
-def _imagenet_spec(data, source, num_classes, image_size, classes, embedded=False):
+def _imagenet_spec(data, source, num_classes, image_size, embedded=False):
+    classes = source.num_classes
     if num_classes is not None and classes is not None and num_classes < classes:
         raise ValueError(f"num_classes: {data} has labels up to {classes - 1}, but num_classes is {num_classes}")
-    k = num_classes or max(1000, classes or 0)
+    k = num_classes or max(NUM_CLASSES["imagenet"], classes or 0)
     return DataSpec("imagenet", data, source, k, image_size, embedded)
 
 
@@ -169,12 +158,12 @@ def torch_dataset(spec):
     if spec.kind != "imagenet":
         from gpumix.pipelines.cifar_files import load_cifar
         return chains.ArrayImages(*load_cifar(spec.data, spec.kind, "train"))
-    if spec.source[0] == "folder":
+    if spec.source.kind is SourceKind.FOLDER:
         from torchvision.datasets import ImageFolder
         return ImageFolder(spec.data)
-    if spec.source[0] == "file_list":
+    if spec.source.kind is SourceKind.FILE_LIST:
         return chains.FileListImages(spec.data)
-    return chains.TarImages(spec.source[1])
+    return chains.TarImages(list(spec.source.paths))
 
 
 # --- the variants ---------------------------------------------------------------------------------------
@@ -396,7 +385,7 @@ def build_variants(spec, settings, auto_augment=()):
     if spec.kind != "imagenet":
         dataset_name = "Dataset over load_cifar arrays"
     else:
-        dataset_name = "ImageFolder" if spec.source[0] == "folder" else "Dataset over the same files"
+        dataset_name = "ImageFolder" if spec.source.kind is SourceKind.FOLDER else "Dataset over the same files"
     worker_ready = cores * PREFETCH_FACTOR
 
     def repeated():

@@ -24,7 +24,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from gpumix._checks import check_bool, check_float, check_int
+from gpumix.validation import check_bool, check_float, check_int
 from gpumix.bench import loaders, operator
 from gpumix.device import gpu_problem, resolve_device
 from gpumix.runinfo import run_record

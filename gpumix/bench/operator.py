@@ -20,16 +20,17 @@ import torch
 from tqdm import tqdm
 
 import gpumix
-from gpumix._checks import check_bool, check_float, check_int
+from gpumix.datasets import STATS
+from gpumix.validation import check_bool, check_float, check_int
 from gpumix.device import gpu_problem, resolve_device
 from gpumix.bench import chains, kernel_timing
 from gpumix.runinfo import run_record
 
-__all__ = ["DTYPES", "MEAN", "STD", "OperatorConfig", "format_table", "main", "parse_args", "run"]
+__all__ = ["DTYPES", "OperatorConfig", "format_table", "main", "parse_args", "run"]
 
 # torchvision's ImageNet statistics, in pixel units.
-MEAN = (123.675, 116.28, 103.53)
-STD = (58.395, 57.12, 57.375)
+# the operator is timed with ImageNet's statistics
+MEAN, STD = STATS["imagenet"].mean, STATS["imagenet"].std
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # The fused operator with random erasing in the same pass (its cost over mixup alone is reported).
 ERASING_VARIANT = "gpumix fused + erasing"

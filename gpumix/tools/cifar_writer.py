@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from gpumix._checks import check_float
+from gpumix.validation import check_float
 
 __all__ = ["FOLDER", "TRAIN_FILES", "NUM_CLASSES", "SIZE", "RECORD_BYTES", "corrupt_labels", "write_cifar10"]
 

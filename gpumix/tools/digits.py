@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from gpumix._checks import check_float, check_int
+from gpumix.validation import check_float, check_int
 from gpumix.tools.cifar_writer import FOLDER, SIZE, TRAIN_FILES, corrupt_labels, write_cifar10
 
 __all__ = ["make_digits", "main", "FOLDER", "TRAIN_FILES"]

@@ -24,7 +24,7 @@ import zlib
 
 import numpy as np
 
-from gpumix._checks import check_float, check_int
+from gpumix.validation import check_float, check_int
 from gpumix.tools.cifar_writer import FOLDER, NUM_CLASSES, SIZE, corrupt_labels, write_cifar10
 
 __all__ = ["make_fashion", "read_idx", "main", "DEFAULT_IDX_DIR", "PACKAGE", "IDX_FILES"]

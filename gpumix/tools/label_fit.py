@@ -46,7 +46,7 @@ def label_fit(checkpoint, noisy, clean):
     """
     from gpumix.pipelines.cifar_files import load_cifar
     from gpumix.train.checkpoint import load_checkpoint
-    from gpumix.train.data import CIFAR_CLASSES, MEAN, STD
+    from gpumix.datasets import NUM_CLASSES, STATS
     from gpumix.train.models import build_model
 
     state = load_checkpoint(checkpoint)
@@ -54,19 +54,19 @@ def label_fit(checkpoint, noisy, clean):
         raise ValueError(f"checkpoint: {checkpoint} is not a gpumix-train checkpoint (no model and config)")
     cfg = state["config"]
     dataset = cfg.get("dataset")
-    if dataset not in CIFAR_CLASSES:
+    if dataset not in ("cifar10", "cifar100"):
         raise ValueError(f"checkpoint: {checkpoint} trained on {dataset!r}; label_fit reads CIFAR-format data "
-                         f"({', '.join(CIFAR_CLASSES)})")
+                         "(cifar10, cifar100)")
     images, noisy_labels = load_cifar(noisy, dataset, "train")
     clean_images, true_labels = load_cifar(clean, dataset, "train")
     if images.shape != clean_images.shape or not np.array_equal(images, clean_images):
         raise ValueError(f"noisy: {noisy} and clean: {clean} do not hold the same training images in the same order")
     test_images, test_labels = load_cifar(clean, dataset, "test")
 
-    model = build_model(cfg["arch"], cfg.get("num_classes") or CIFAR_CLASSES[dataset])
+    model = build_model(cfg["arch"], cfg.get("num_classes") or NUM_CLASSES[dataset])
     model.load_state_dict(state["model"])
     model.eval()
-    mean, std = MEAN[dataset], STD[dataset]
+    mean, std = STATS[dataset].mean, STATS[dataset].std
     predicted = _predict(model, images, mean, std)
     corrupted = noisy_labels != true_labels
     n_corrupted, n_kept = int(corrupted.sum()), int((~corrupted).sum())

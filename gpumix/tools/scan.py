@@ -5,7 +5,7 @@ run should start from a dataset known to decode. This tool decodes each file
 fully (Pillow, in parallel threads), reports every missing, empty, truncated
 or undecodable file by path, and can write a clean DALI file list without
 them. The list can be written anywhere: its paths follow gpumix's file-list
-convention (``gpumix.pipelines.file_list``: relative to the list's own folder
+convention (``gpumix.file_list``: relative to the list's own folder
 for the images under it, absolute for the others), so it feeds every gpumix
 builder, ``gpumix-train`` and ``gpumix-bench`` as it is.
 It exits 0 when every file is good and 1 when it found bad ones (2 on a usage
@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from gpumix._imagecheck import why_undecodable
-from gpumix.pipelines.file_list import format_file_list, read_file_list
-from gpumix.train.metrics import write_text_atomically
+from gpumix.file_list import format_file_list, read_file_list
+from gpumix.atomic import write_atomically
 
 __all__ = ["main", "list_images", "check_image"]
 
@@ -83,7 +83,7 @@ def main(argv=None):
         good = [(path, label) for (path, label), why in zip(entries, problems) if why is None]
         output = os.path.abspath(args.output)
         try:
-            write_text_atomically(output, format_file_list(output, [p for p, _ in good], [y for _, y in good]),
+            write_atomically(output, format_file_list(output, [p for p, _ in good], [y for _, y in good]),
                                   "the file list ")
         except OSError as e:
             print(f"gpumix-scan: error: {e}", file=sys.stderr)

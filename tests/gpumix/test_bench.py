@@ -130,19 +130,19 @@ def test_the_flat_folder_error_says_it_is_not_cifar_either(tmp_path):
 
 @pytest.mark.parametrize("key, kind, source, classes", [
     ("imagenet", "imagenet", "folder", 1000), ("file_list", "imagenet", "file_list", 1000),
-    ("webdataset", "imagenet", "webdataset", 1000), ("cifar10-python", "cifar10", "cifar", 10),
-    ("cifar100-binary", "cifar100", "cifar", 100)])
+    ("webdataset", "imagenet", "webdataset", 1000), ("cifar10-python", "cifar10", None, 10),
+    ("cifar100-binary", "cifar100", None, 100)])
 def test_data_kinds_are_recognised(datasets, key, kind, source, classes):
     data = datasets[key]
     spec = loaders.resolve_data(data if isinstance(data, list) else [data])
-    assert (spec.kind, spec.source[0], spec.num_classes) == (kind, source, classes)
+    assert (spec.kind, spec.source and spec.source.kind, spec.num_classes) == (kind, source, classes)
     assert spec.image_size == (224 if kind == "imagenet" else 32)
 
 
 def test_a_folder_of_shards_is_webdataset(datasets):
     shards = datasets["webdataset"]
     spec = loaders.resolve_data([os.path.dirname(shards[0])])
-    assert spec.source[0] == "webdataset" and list(spec.data) == shards
+    assert spec.source.kind == "webdataset" and list(spec.data) == shards
 
 
 def test_torch_datasets_serve_the_same_samples_as_dali_reads(datasets):

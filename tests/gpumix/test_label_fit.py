@@ -9,7 +9,7 @@ import torch
 from gpumix.tools.cifar_writer import write_cifar10
 from gpumix.tools.label_fit import label_fit, main
 from gpumix.train.checkpoint import save_checkpoint
-from gpumix.train.data import MEAN, STD
+from gpumix.datasets import STATS
 from gpumix.train.models import build_model
 
 TRAIN, TEST = 60, 20
@@ -26,8 +26,8 @@ def _write_cifar(root, images, labels, test_images, test_labels):
 
 def _predict(model, images):
     x = torch.from_numpy(images).permute(0, 3, 1, 2).double()
-    x = (x - torch.tensor(MEAN["cifar10"], dtype=torch.float64).view(1, 3, 1, 1)) \
-        / torch.tensor(STD["cifar10"], dtype=torch.float64).view(1, 3, 1, 1)
+    x = (x - torch.tensor(STATS["cifar10"].mean, dtype=torch.float64).view(1, 3, 1, 1)) \
+        / torch.tensor(STATS["cifar10"].std, dtype=torch.float64).view(1, 3, 1, 1)
     with torch.no_grad():
         return model.double()(x).argmax(1).numpy()
 

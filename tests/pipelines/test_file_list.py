@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gpumix.pipelines import imagenet_train, imagenet_val
-from gpumix.pipelines.file_list import format_file_list, read_file_list
+from gpumix.file_list import format_file_list, read_file_list
 from gpumix.tools import scan
 
 

@@ -9,10 +9,10 @@ from gpumix.ops import normalize
 from gpumix.tools.cifar_writer import write_cifar10
 from gpumix.train.attack import AttackConfig, AttackModel, fgsm, ifgsm, main, normalize_pixels
 from gpumix.train.checkpoint import load_checkpoint, save_checkpoint
-from gpumix.train.data import MEAN, STD
+from gpumix.datasets import STATS
 from gpumix.train.models import build_model
 
-CIFAR_MEAN, CIFAR_STD = MEAN["cifar10"], STD["cifar10"]
+CIFAR_MEAN, CIFAR_STD = STATS["cifar10"].mean, STATS["cifar10"].std
 
 
 def test_normalize_pixels_is_gpumix_normalize_bit_for_bit():

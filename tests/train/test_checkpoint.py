@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gpumix.atomic import remove_partial_writes
 from gpumix.train import checkpoint as ckpt
 
 
@@ -186,7 +187,7 @@ def test_remove_partial_writes_takes_only_the_killed_writes_temporaries(tmp_path
     others = [tmp_path / "metrics.jsonl", tmp_path / ".other.pt.abc.tmp", tmp_path / f"{ckpt.CHECKPOINT_NAME}.tmp"]
     for path in partial + others:
         path.write_bytes(b"half")
-    assert ckpt.remove_partial_writes(target) == sorted(str(p) for p in partial)
+    assert remove_partial_writes(target) == sorted(str(p) for p in partial)
     assert sorted(os.listdir(tmp_path)) == sorted([ckpt.CHECKPOINT_NAME] + [p.name for p in others])
-    assert ckpt.remove_partial_writes(target) == []
-    assert ckpt.remove_partial_writes(tmp_path / "missing" / ckpt.CHECKPOINT_NAME) == []
+    assert remove_partial_writes(target) == []
+    assert remove_partial_writes(tmp_path / "missing" / ckpt.CHECKPOINT_NAME) == []

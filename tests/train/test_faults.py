@@ -26,6 +26,7 @@ import time
 import pytest
 import torch
 
+from gpumix import atomic as atomic_module
 from gpumix.train import loop
 from gpumix.train import metrics as metrics_module
 from gpumix.train.__main__ import main
@@ -45,6 +46,7 @@ TIMEOUT = 180  # seconds any subprocess here may take before the test fails
 WRAPPER = r"""
 import io, os, signal, sys, time
 import torch
+from gpumix import atomic as atomic_module
 from gpumix.train import loop
 
 fault, at = os.environ.get("GPUMIX_FAULT"), int(os.environ.get("GPUMIX_FAULT_STEP", "0"))
@@ -297,25 +299,29 @@ class _FullDisk:
 
 
 def _fill_disk(where, monkeypatch):
-    """Arrange ENOSPC: at the 2nd checkpoint's fsync, at the 3rd metrics line, or writing summary.json."""
+    """Arrange ENOSPC: at the fsync of the 2nd checkpoint's temporary file, at the 3rd metrics line, or writing summary.json."""
     if where == "checkpoint":
         calls, fsync = [], os.fsync
 
         def full(fd):
-            calls.append(fd)
-            if len(calls) == 3:  # each save fsyncs the file, then the folder
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(f".{CHECKPOINT_NAME}."):
+                calls.append(fd)
+                if len(calls) == 2:  # the 2nd checkpoint's temporary file
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return fsync(fd)
 
         monkeypatch.setattr(os, "fsync", full)
     elif where == "metrics":
         monkeypatch.setattr(metrics_module, "open", lambda *a, **k: _FullDisk(open(*a, **k), 2), raising=False)
     else:
-        def summary_open(path, *a, **k):
-            f = open(path, *a, **k)
-            return _FullDisk(f, 0) if os.path.basename(path) == "summary.json.tmp" else f
+        fdopen = os.fdopen
 
-        monkeypatch.setattr(metrics_module, "open", summary_open, raising=False)  # write_text_atomically's open
+        def summary_fdopen(fd, *a, **k):  # gpumix.atomic's temporary file, .summary.json.<random>.tmp
+            name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+            f = fdopen(fd, *a, **k)
+            return _FullDisk(f, 0) if name.startswith(".summary.json.") else f
+
+        monkeypatch.setattr(atomic_module.os, "fdopen", summary_fdopen)
 
 
 @pytest.mark.parametrize("where, named, kept_step", [

@@ -1,0 +1,90 @@
+"""gpumix's one validation module: argument checks whose errors name the argument and the bad value."""
+import math
+import numbers
+
+import torch
+
+__all__ = ["OUTPUT_DTYPES", "check_int", "check_float", "check_bool", "channel_floats", "check_label_range",
+           "check_output"]
+
+# The dtypes the fused operator writes.
+OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def check_int(name, value, minimum):
+    """Return ``value`` as int; TypeError unless an integer (bools refused), ValueError if < minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(name, value, low, high, *, high_open=False):
+    """Return ``value`` as float; it must be a finite real in ``[low, high]`` (``[low, high)`` if high_open).
+
+    ``high`` may be ``math.inf`` for no upper bound.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {value!r}")
+    value = float(value)
+    above = value >= high if high_open else value > high
+    if not math.isfinite(value) or value < low or above:
+        interval = f"[{low}, {high})" if high_open else (f"[{low}, {high}]" if math.isfinite(high) else f">= {low}")
+        raise ValueError(f"{name} must be {'in ' if math.isfinite(high) else ''}{interval}, got {value!r}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def channel_floats(name, values, channels):
+    """``values`` (a sequence or tensor) as ``channels`` finite floats; errors name ``name``."""
+    if isinstance(values, torch.Tensor):
+        if values.device.type == "meta":
+            raise TypeError(f"{name} must hold values, got a tensor on the meta device")
+        values = values.detach().cpu().reshape(-1).tolist()
+    if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name} must be a sequence of {channels} floats, got {values!r}")
+    if len(values) != channels:
+        raise ValueError(f"{name} must have one value per channel ({channels}), got {len(values)}: {list(values)!r}")
+    for c, v in enumerate(values):
+        if not math.isfinite(v):
+            raise ValueError(f"{name}[{c}] must be finite, got {v!r}")
+    return [float(v) for v in values]
+
+
+def check_label_range(labels, num_classes):
+    """ValueError naming the first of the integer ``labels`` outside ``[0, num_classes)``; one device sync on CUDA."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(f"labels must be in [0, {num_classes}), got labels[{i}] = {int(labels[i])}")
+
+
+def check_output(channels, mean, std, dtype, channels_last):
+    """The output settings checked: (mean, std) as float lists, refused if ``dtype`` cannot hold the results."""
+    mean = channel_floats("mean", mean, channels)
+    std = channel_floats("std", std, channels)
+    for c, s in enumerate(std):
+        if s <= 0:
+            raise ValueError(f"std[{c}] must be > 0, got {s!r}")
+    if dtype not in OUTPUT_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(str, OUTPUT_DTYPES))}, got {dtype!r}")
+    check_bool("channels_last", channels_last)
+    # The kernels compute in float32 and store ``dtype``: refuse statistics whose
+    # outputs cannot be represented, rather than write inf or nan.
+    limit = torch.finfo(dtype).max
+    for c, (m, s) in enumerate(zip(mean, std)):
+        if abs(m) > _FLOAT32_MAX:
+            raise ValueError(f"mean[{c}] must be within float32's range (+-{_FLOAT32_MAX:.4g}), got {m!r}")
+        reach = max(abs(m), abs(255.0 - m)) / s
+        if reach * (1 + 1e-6) > limit:
+            raise ValueError(f"mean[{c}] = {m!r} and std[{c}] = {s!r} map pixel values 0-255 to magnitudes up to "
+                             f"{reach:.4g}, beyond the largest {dtype} ({limit:.4g})")
+    return mean, std
