@@ -18,8 +18,9 @@ applies them in the same pass that normalizes and mixes. Semantics are timm's
 The 'pixel' noise is not drawn here: the kernels compute it from a counter-based
 hash of the sample's key and the element's position
 (``gpumix.kernels.arith.gauss_noise``), so the CPU twin and the CUDA kernel
-produce the same bits, and it is an Irwin-Hall sum of 12 uniforms (range
-+-6, mean 0, variance 1), a standard approximation of N(0, 1).
+produce the same bits, and it is an Irwin-Hall sum of 12 5-bit uniforms
+(range +-5.8, mean 0, variance 1 - 2**-10, in steps of 1/32), a standard
+approximation of N(0, 1).
 """
 import math
 from dataclasses import dataclass

@@ -140,7 +140,7 @@ def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mea
             # one simple loop per step, each over contiguous L1 scratch, so that each vectorizes
             _source(part_i, si, lo, hi, c, channels, fi, noise, ekeys[b], base, ecolors[b], mean[c], inv_std[c])
             _source(part_j, sj, lo, hi, c, channels, fj, noise, ekeys[j], base, ecolors[j], mean[c], inv_std[c])
-            for w in range(lo, hi):
+            for w in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index check, so it vectorizes
                 part_j[w] = arith.erased_mix(part_i[w], part_j[w], weight)
             if nhwc:
                 _store(out[b, h, :, c], part_j, lo, hi, enc)
@@ -154,29 +154,30 @@ def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mea
 
 @numba.njit(cache=True, inline="always")
 def _source(dst, src, lo, hi, c, channels, found, noise, key, base, colors, mean, inv_std):
-    # One image's normalized-or-erased values of channel c, pixels [lo, hi), into dst[lo:hi].
+    # One image's normalized-or-erased values of channel c, pixels [lo, hi), into dst[lo:hi]. The loops run
+    # over unsigned indices: numba checks signed ones for negative values, which stops vectorization.
     if found and noise:
-        for w in range(lo, hi):
-            dst[w] = arith.gauss_noise(key, base + w)
+        for w in range(np.uint64(lo), np.uint64(hi)):
+            dst[w] = arith.gauss_noise(key, np.uint64(base) + w)
     elif found:
         color = colors[found - 1, c]
-        for w in range(lo, hi):
+        for w in range(np.uint64(lo), np.uint64(hi)):
             dst[w] = color
     else:
-        for w in range(lo, hi):
-            dst[w] = arith.normalize_value(src[w * channels + c], mean, inv_std)
+        for w in range(np.uint64(lo), np.uint64(hi)):
+            dst[w] = arith.normalize_value(src[w * np.uint64(channels) + np.uint64(c)], mean, inv_std)
 
 
 @numba.njit(cache=True, inline="always")
 def _store(dst, values, lo, hi, enc):
     if enc == _F32:
-        for w in range(lo, hi):
+        for w in range(np.uint64(lo), np.uint64(hi)):
             dst[w] = values[w]
     elif enc == _F16:
-        for w in range(lo, hi):
+        for w in range(np.uint64(lo), np.uint64(hi)):
             dst[w] = arith.f32_to_f16_bits(values[w])
     else:
-        for w in range(lo, hi):
+        for w in range(np.uint64(lo), np.uint64(hi)):
             dst[w] = arith.f32_to_bf16_bits(values[w])
 
 
