@@ -90,8 +90,8 @@ def _box_at(eboxes, b, h, w):
 
 
 @numba.njit(cache=True, inline="always")
-def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, eboxes, ecolors,
-               ekeys, noise, enc, nhwc, cuts, part_i, part_j):
+def _erase_row(out, clean, with_clean, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, eboxes,
+               ecolors, ekeys, noise, enc, nhwc, cuts, part_i, part_j):
     """Redo row h's elements that sample b's or its partner j's erasing boxes cover, in normalized units.
 
     The row is cut at every box edge (and the CutMix box's), so that within
@@ -99,10 +99,9 @@ def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mea
     weight is fixed; only pieces where one of them is erased are redone.
     ``cuts``: int64 scratch of at least 4 * M + 4, ``part_i``/``part_j``:
     float32 scratch of at least W (one each per chunk of rows: no allocation
-    per row).
+    per row). ``out``/``clean``: the outputs as flat arrays (NCHW, or NHWC if ``nhwc``).
     """
     channels = mean.size
-    height = out.shape[1] if nhwc else out.shape[2]
     width = si.size // channels
     m = eboxes.shape[1]
     n = 0
@@ -138,29 +137,29 @@ def _erase_row(out, clean, with_clean, b, j, h, si, sj, xs, xe, w_in, w_out, mea
         for c in range(channels):
             base = (c * height + h) * width  # element index of (c, h, 0) in a sample: the noise's position
             # one simple loop per step, each over contiguous L1 scratch, so that each vectorizes
-            _source(part_i, si, lo, hi, c, channels, fi, noise, ekeys[b], base, ecolors[b], mean[c], inv_std[c])
-            _source(part_j, sj, lo, hi, c, channels, fj, noise, ekeys[j], base, ecolors[j], mean[c], inv_std[c])
+            _source(part_i, si, lo, hi, c, channels, fi, noise, ekeys[b], base, ecolors, b, mean[c], inv_std[c])
+            _source(part_j, sj, lo, hi, c, channels, fj, noise, ekeys[j], base, ecolors, j, mean[c], inv_std[c])
             for w in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index check, so it vectorizes
                 part_j[w] = arith.erased_mix(part_i[w], part_j[w], weight)
+            # flat offsets, not views of the outputs: a view per piece costs reference counting
             if nhwc:
-                _store(out[b, h, :, c], part_j, lo, hi, enc)
-                if with_clean and fi:
-                    _store(clean[b, h, :, c], part_i, lo, hi, enc)
+                first, step = np.uint64((b * height + h) * width * channels + c), np.uint64(channels)
             else:
-                _store(out[b, c, h], part_j, lo, hi, enc)
-                if with_clean and fi:
-                    _store(clean[b, c, h], part_i, lo, hi, enc)
+                first, step = np.uint64(((b * channels + c) * height + h) * width), np.uint64(1)
+            _store(out, first, step, part_j, lo, hi, enc)
+            if with_clean and fi:
+                _store(clean, first, step, part_i, lo, hi, enc)
 
 
 @numba.njit(cache=True, inline="always")
-def _source(dst, src, lo, hi, c, channels, found, noise, key, base, colors, mean, inv_std):
+def _source(dst, src, lo, hi, c, channels, found, noise, key, base, colors, owner, mean, inv_std):
     # One image's normalized-or-erased values of channel c, pixels [lo, hi), into dst[lo:hi]. The loops run
     # over unsigned indices: numba checks signed ones for negative values, which stops vectorization.
     if found and noise:
         for w in range(np.uint64(lo), np.uint64(hi)):
             dst[w] = arith.gauss_noise(key, np.uint64(base) + w)
     elif found:
-        color = colors[found - 1, c]
+        color = colors[owner, found - 1, c]
         for w in range(np.uint64(lo), np.uint64(hi)):
             dst[w] = color
     else:
@@ -169,16 +168,17 @@ def _source(dst, src, lo, hi, c, channels, found, noise, key, base, colors, mean
 
 
 @numba.njit(cache=True, inline="always")
-def _store(dst, values, lo, hi, enc):
+def _store(flat, first, step, values, lo, hi, enc):
+    # flat[first + w * step] = values[w] encoded as ``enc``, for pixels [lo, hi) (``flat``: a whole output)
     if enc == _F32:
         for w in range(np.uint64(lo), np.uint64(hi)):
-            dst[w] = values[w]
+            flat[first + w * step] = values[w]
     elif enc == _F16:
         for w in range(np.uint64(lo), np.uint64(hi)):
-            dst[w] = arith.f32_to_f16_bits(values[w])
+            flat[first + w * step] = arith.f32_to_f16_bits(values[w])
     else:
         for w in range(np.uint64(lo), np.uint64(hi)):
-            dst[w] = arith.f32_to_bf16_bits(values[w])
+            flat[first + w * step] = arith.f32_to_bf16_bits(values[w])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -203,6 +203,7 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
         inv_k[k] = inv_std[k % channels]
     rows = n_batch * height
     chunks = min(rows, chunks)
+    flat_out, flat_clean = out.reshape(out.size), clean.reshape(clean.size)  # for _erase_row's stores
     for chunk in numba.prange(chunks):
         scratch = np.empty(span, np.float32)  # one per chunk of rows, not per row
         cuts = np.empty(4 * eboxes.shape[1] + 4, np.int64)
@@ -220,8 +221,8 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
                 _row(clean, b, h, src_i, src_i, 0, 0, one, one, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
             j = index[b]
             if (erows[b, 0] <= h and h < erows[b, 1]) or (erows[j, 0] <= h and h < erows[j, 1]):
-                _erase_row(out, clean, with_clean, b, j, h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std,
-                           eboxes, ecolors, ekeys, noise, enc, nhwc, cuts, part_i, part_j)
+                _erase_row(flat_out, flat_clean, with_clean, b, j, h, height, src_i, src_j, xs, xe, w_in, w_out, mean,
+                           inv_std, eboxes, ecolors, ekeys, noise, enc, nhwc, cuts, part_i, part_j)
     for b in numba.prange(n_batch):
         yi = labels[b]
         yj = labels[index[b]]
