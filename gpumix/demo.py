@@ -7,23 +7,26 @@ it against the unfused torch chain in the same process.
 
     gpumix-demo [--batch-size 64] [--size 224] [--device auto|gpu|cpu] [--save grid.png]
 """
+from __future__ import annotations
+
 import argparse
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 import gpumix
-from gpumix.bench.chains import unfused_chain
 from gpumix.datasets import NUM_CLASSES, STATS
-from gpumix.kernels.reference import mix_normalize_reference
+from gpumix.kernels.reference import mix_normalize_reference, unfused_chain
 
 __all__ = ["main", "synthetic_batch"]
 
 MEAN, STD = STATS["imagenet"].mean, STATS["imagenet"].std
 
 
-def synthetic_batch(n, size, seed):
+def synthetic_batch(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (n, size, size, 3) smooth images: colour gradients plus a bright disc each, and labels (n,)."""
     g = torch.Generator().manual_seed(seed)
     ramp = torch.linspace(0, 1, size)
@@ -37,7 +40,7 @@ def synthetic_batch(n, size, seed):
     return (img * 255).round().to(torch.uint8), torch.randint(0, 1000, (n,), generator=g)
 
 
-def _median_ms(fn, device, repeats=5):
+def _median_ms(fn: Callable[[], Any], device: torch.device, repeats: int = 5) -> float:
     fn()
     times = []
     for _ in range(repeats):
@@ -51,8 +54,9 @@ def _median_ms(fn, device, repeats=5):
     return 1e3 * statistics.median(times)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-demo", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo: check and time the fused operator on a synthetic batch; 0 on success, 2 for bad flags."""
+    p = argparse.ArgumentParser(prog="gpumix-demo", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto")
@@ -70,8 +74,9 @@ def main(argv=None):
     print(f"gpumix {gpumix.__version__} on {device}: batch {tuple(batch.shape)} uint8 NHWC")
     recipes = {
         "mixup (alpha 0.2, batch mode)": gpumix.Mixup(num_classes=NUM_CLASSES["imagenet"], alpha=0.2, seed=args.seed),
-        "mixup+CutMix (elem mode, eps 0.1)": gpumix.Mixup(num_classes=NUM_CLASSES["imagenet"], alpha=0.8, cutmix_alpha=1.0,
-                                                          mode="elem", label_smoothing=0.1, seed=args.seed),
+        "mixup+CutMix (elem mode, eps 0.1)": gpumix.Mixup(num_classes=NUM_CLASSES["imagenet"], alpha=0.8,
+                                                          cutmix_alpha=1.0, mode=gpumix.MixMode.ELEM,
+                                                          label_smoothing=0.1, seed=args.seed),
     }
     for name, mix in recipes.items():
         params = mix.sample(args.batch_size, (args.size, args.size), epoch=0, step=0)

@@ -1,10 +1,14 @@
-"""Plain-torch float64 reference for the fused mixup + normalize kernels.
+"""Plain-torch float64 reference for the fused mixup + normalize kernels, and the unfused chain users write.
 
-Slow and obvious on purpose: every fast path is tested against it.
+``mix_normalize_reference`` is slow and obvious on purpose: every fast path
+is tested against it. ``unfused_chain`` is the same operation the way a
+training loop writes it by hand after DALI (cast, normalize, gather, lerp,
+paste, cast), in the output dtype: what the demo and the benchmarks time
+the kernel against.
 """
 import torch
 
-__all__ = ["mix_normalize_reference", "noise_reference"]
+__all__ = ["mix_normalize_reference", "noise_reference", "to_output", "torch_normalize", "unfused_chain"]
 
 _MASK = 0xFFFFFFFF
 
@@ -83,3 +87,42 @@ def mix_normalize_reference(batch, labels, lam, index, boxes, mean, std, num_cla
     smooth = smooth * (1 - label_smoothing) + label_smoothing / num_classes
     targets = lam64.view(b, 1) * smooth + (1 - lam64.view(b, 1)) * smooth[index]
     return images, targets, clean
+
+
+# --- the unfused chain users write by hand ------------------------------------------------------------
+def torch_normalize(batch, mean, std):
+    """uint8 (B,H,W,C) to float32 (B,C,H,W) normalized: cast, move to NCHW, normalize, as DALI-to-torch loops do."""
+    x = batch.permute(0, 3, 1, 2).to(torch.float32)
+    mean_t = torch.tensor(mean, device=batch.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=batch.device).view(1, -1, 1, 1)
+    return (x - mean_t) / std_t
+
+
+def to_output(x, dtype, channels_last):
+    """``x`` cast to ``dtype`` and made contiguous, channels_last or NCHW."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return x.to(dtype).contiguous(memory_format=fmt)
+
+
+def unfused_chain(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
+                  dtype=torch.float32, channels_last=False):
+    """``(images, targets)`` as ``gpumix.mix_normalize`` returns them, by separate torch ops.
+
+    Cast, normalize, gather the partner, lerp (or paste the box), cast and
+    make contiguous. ``params``: a ``gpumix.MixParams`` (lam, index, boxes).
+    """
+    x = torch_normalize(batch, mean, std)
+    lam = params.lam.to(x.device)
+    index = params.index.to(x.device)
+    partner = x[index]
+    mixed = torch.lerp(partner, x, lam.view(-1, 1, 1, 1))
+    if params.boxes is not None:
+        for i, (y0, x0, y1, x1) in enumerate(params.boxes.tolist()):
+            if y0 < y1 and x0 < x1:
+                mixed[i] = x[i]
+                mixed[i, :, y0:y1, x0:x1] = partner[i, :, y0:y1, x0:x1]
+    off = label_smoothing / num_classes
+    y = torch.nn.functional.one_hot(labels.to(x.device), num_classes).to(torch.float32)
+    y = y * (1 - label_smoothing) + off
+    targets = torch.lerp(y[index], y, lam.view(-1, 1))
+    return to_output(mixed, dtype, channels_last), targets

@@ -19,18 +19,24 @@ with whatever sizes are given, to check the command itself without a GPU.
 
     gpumix-gpu-check --json gpu-check.json
 """
+from __future__ import annotations
+
 import argparse
-import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from gpumix.bench import kernel_timing
+from gpumix.bench.fields import at_least, float_range
+from gpumix.bench.report import write_json
+from gpumix.datasets import STATS
 from gpumix.device import gpu_problem
 from gpumix.runinfo import run_record
 
@@ -42,7 +48,7 @@ LAYOUTS = [("float32", False), ("bfloat16", True), ("float32", True), ("bfloat16
            ("float16", True)]
 
 
-def _dali_available():
+def _dali_available() -> bool:
     try:
         import nvidia.dali  # noqa: F401
     except ImportError:
@@ -50,7 +56,8 @@ def _dali_available():
     return True
 
 
-def pytest_command(device, dali, tests_dir="tests", extra=()):
+def pytest_command(device: str, dali: bool, tests_dir: str = "tests",
+                   extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
     """(argv, env) of the pytest run: real CUDA on a GPU, the simulator on the CPU; DALI's tests if it imports."""
     paths = [p.replace("tests", tests_dir, 1) for p in KERNEL_TESTS + (DALI_TESTS if dali else [])]
     env = dict(os.environ)
@@ -61,7 +68,8 @@ def pytest_command(device, dali, tests_dir="tests", extra=()):
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *extra], env
 
 
-def run_tests(device, dali, tests_dir="tests", extra=(), timeout=420):
+def run_tests(device: str, dali: bool, tests_dir: str = "tests", extra: Sequence[str] = (),
+              timeout: float = 420) -> dict[str, Any]:
     """Run the GPU tests; return the command, its exit code and pytest's passed/failed/skipped/error counts."""
     argv, env = pytest_command(device, dali, tests_dir, extra)
     started = time.perf_counter()
@@ -75,7 +83,7 @@ def run_tests(device, dali, tests_dir="tests", extra=(), timeout=420):
             "seconds": time.perf_counter() - started, **counts, "tail": output[-4000:]}
 
 
-def bandwidth(device, batch_sizes, size, repeats):
+def bandwidth(device: torch.device, batch_sizes: Sequence[int], size: int, repeats: int) -> list[dict[str, Any]]:
     """``kernel_timing.kernel_bandwidth`` for every dtype/layout pair at every batch size."""
     rows = []
     for batch_size in batch_sizes:
@@ -87,25 +95,27 @@ def bandwidth(device, batch_sizes, size, repeats):
     return rows
 
 
-def end_to_end(device, data, batch_size, seconds, threads):
+def end_to_end(device: torch.device, data: str | None, batch_size: int, seconds: float,
+               threads: int) -> dict[str, Any]:
     """Images/s of the DALI ImageNet train pipeline + MixupIterator (bf16 channels_last), mixup vs normalize only."""
     import gpumix
     from gpumix.pipelines import imagenet_train
-    from gpumix.tools.make_dataset import make_dataset
+    from gpumix.synthetic import make_dataset
 
     if data is None:
         data = os.path.join(tempfile.mkdtemp(prefix="gpumix-gpu-check-"), "imagenet")
         make_dataset("imagenet", data, classes=10, images_per_class=64, seed=0)
-    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    mean, std = STATS["imagenet"].mean, STATS["imagenet"].std
     classes = len([e for e in os.listdir(data) if os.path.isdir(os.path.join(data, e))]) or 1000
-    results = {}
+    results: dict[str, Any] = {}
     for name, mixup in (("mixup", gpumix.Mixup(num_classes=max(classes, 2), alpha=0.2, seed=0)),
                         ("normalize_only", None)):
         pipe = imagenet_train(data, batch_size=batch_size, device="gpu" if device.type == "cuda" else "cpu",
                               num_threads=threads, seed=0)
         loader = gpumix.MixupIterator(pipe, mixup, mean=mean, std=std, dtype=torch.bfloat16, channels_last=True,
                                       last_batch_policy="drop")
-        images, start, seen = 0, None, 0
+        images, seen = 0, 0
+        start: float | None = None
         while start is None or time.perf_counter() - start < seconds:  # epochs until the time is up
             for batch in loader:
                 seen += 1
@@ -125,35 +135,31 @@ def end_to_end(device, data, batch_size, seconds, threads):
     return results
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-gpu-check", description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; bad values exit 2 naming the flag (argparse's own checks)."""
+    p = argparse.ArgumentParser(prog="gpumix-gpu-check", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="cuda: the real GPU (fails without one); cpu: the same logic on the CPU; auto: cuda if usable")
     p.add_argument("--json", help="write every result here")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds of each end-to-end loader")
-    p.add_argument("--e2e-batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=8, help="DALI threads of the end-to-end pipeline")
+    p.add_argument("--batch-sizes", type=at_least(1), nargs="+", default=[256, 1024])
+    p.add_argument("--image-size", type=at_least(1), default=224)
+    p.add_argument("--repeats", type=at_least(1), default=7)
+    p.add_argument("--seconds", type=float_range(0.0, low_open=True), default=10.0,
+                   help="timed seconds of each end-to-end loader")
+    p.add_argument("--e2e-batch-size", type=at_least(1), default=256)
+    p.add_argument("--threads", type=at_least(1), default=8, help="DALI threads of the end-to-end pipeline")
     p.add_argument("--data", help="ImageNet class-folder root for the end-to-end run (default: synthetic)")
     p.add_argument("--tests-dir", default="tests", help="the project's tests folder (run from the repository root)")
     p.add_argument("--pytest-args", nargs=argparse.REMAINDER, default=[], help="extra arguments for pytest")
     p.add_argument("--skip", nargs="+", default=[], choices=("tests", "bandwidth", "host", "e2e"))
     args = p.parse_args(argv)
-    for flag in ("image_size", "repeats", "e2e_batch_size", "threads"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    if any(b < 1 for b in args.batch_sizes):
-        p.error(f"--batch-sizes must all be >= 1, got {args.batch_sizes}")
-    if args.seconds <= 0:
-        p.error(f"--seconds must be > 0, got {args.seconds}")
     if "tests" not in args.skip and not os.path.isdir(args.tests_dir):
         p.error(f"--tests-dir: {args.tests_dir} is not a folder (run from the repository root, or --skip tests)")
     return args
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every GPU check and print a summary; 0 if all passed, 1 if a test or a step failed."""
     args = parse_args(argv)
     problem = gpu_problem()
     if args.device == "cuda" and problem:
@@ -161,9 +167,9 @@ def main(argv=None):
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and not problem) else "cpu")
     dali = _dali_available()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    report = {"run": run_record({k: v for k, v in vars(args).items()}, name), "dali": dali}
+    report: dict[str, Any] = {"run": run_record({k: v for k, v in vars(args).items()}, name), "dali": dali}
 
-    def step(title, key, fn):
+    def step(title: str, key: str, fn: Callable[[], Any]) -> None:
         if key in args.skip:
             report[key] = {"skipped": "--skip"}
             return
@@ -175,8 +181,7 @@ def main(argv=None):
             report[key] = {"error": f"{type(e).__name__}: {e}"}
         print(f"gpumix-gpu-check: {title} took {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         if args.json:  # after every step, so a run stopped by a time limit keeps what it measured
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, default=str)
+            write_json(args.json, report, default=str)
 
     step("tests", "tests", lambda: run_tests(device.type, dali, args.tests_dir, args.pytest_args))
     step("kernel bandwidth", "bandwidth", lambda: bandwidth(device, args.batch_sizes, args.image_size, args.repeats))
@@ -193,7 +198,7 @@ def main(argv=None):
     return 1 if failed or errors else 0
 
 
-def _print(report):
+def _print(report: dict[str, Any]) -> None:
     tests = report.get("tests", {})
     if "returncode" in tests:
         print(f"tests ({'real CUDA' if tests['real_cuda'] else 'simulator'}): exit {tests['returncode']}, "

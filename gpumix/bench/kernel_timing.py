@@ -9,13 +9,17 @@
 
 Both run on the CPU (the CPU twin) or a CUDA device (the CUDA kernel).
 """
+from __future__ import annotations
+
 import importlib
 import statistics
-import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 import gpumix
+from gpumix.bench.harness import time_calls
 from gpumix.datasets import STATS
 from gpumix.ops import OUTPUT_DTYPES
 
@@ -25,30 +29,13 @@ __all__ = ["kernel_bandwidth", "host_overhead"]
 _MEAN, _STD = STATS["imagenet"].mean, STATS["imagenet"].std
 
 
-def _timer(device, fn, repeats, warmup, per_call=1):
+def _timer(device: torch.device, fn: Callable[[], Any], repeats: int, warmup: int, per_call: int = 1) -> float:
     """Median seconds of ``fn()`` over ``repeats`` (CUDA: events around ``per_call`` back-to-back calls)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(per_call):
-                fn()
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop) / 1e3 / per_call)
-        else:
-            t0 = time.perf_counter()
-            for _ in range(per_call):
-                fn()
-            times.append((time.perf_counter() - t0) / per_call)
-    return statistics.median(times)
+    return statistics.median(time_calls(device, fn, repeats, warmup, per_call))
 
 
-def _inputs(device, batch_size, size, num_classes, seed):
+def _inputs(device: torch.device, batch_size: int, size: int, num_classes: int,
+            seed: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
     gen = torch.Generator().manual_seed(seed)
     batch = torch.randint(0, 256, (batch_size, size, size, 3), dtype=torch.uint8, generator=gen).to(device)
     labels = torch.randint(0, num_classes, (batch_size,), generator=gen)
@@ -56,8 +43,9 @@ def _inputs(device, batch_size, size, num_classes, seed):
     return batch, labels, mixup
 
 
-def kernel_bandwidth(device, batch_size=256, size=224, dtype=torch.float32, channels_last=False,
-                     num_classes=1000, repeats=7, warmup=2, seed=0):
+def kernel_bandwidth(device: torch.device | str, batch_size: int = 256, size: int = 224,
+                     dtype: torch.dtype = torch.float32, channels_last: bool = False, num_classes: int = 1000,
+                     repeats: int = 7, warmup: int = 2, seed: int = 0) -> dict[str, Any]:
     """The kernel's bandwidth as a fraction of a same-process copy of the same bytes.
 
     Bytes moved: both images read (mixup), the ``dtype`` output and the
@@ -83,7 +71,7 @@ def kernel_bandwidth(device, batch_size=256, size=224, dtype=torch.float32, chan
     kernel = importlib.import_module(f"gpumix.kernels.{module}")
     inv_std = [1.0 / s for s in _STD]
 
-    def run():
+    def run() -> None:
         kernel.launch(batch, labels, params.lam, params.index, boxes, _MEAN, inv_std, 0.0, enc, raw, targets)
 
     nbytes = 2 * batch.numel() + out.numel() * out.element_size() + targets.numel() * 4
@@ -99,7 +87,8 @@ def kernel_bandwidth(device, batch_size=256, size=224, dtype=torch.float32, chan
             "fraction_of_copy": (nbytes / kernel_s) / (moved / copy_s)}
 
 
-def host_overhead(device, batch_size=256, num_classes=1000, repeats=50, warmup=5, seed=0):
+def host_overhead(device: torch.device | str, batch_size: int = 256, num_classes: int = 1000, repeats: int = 50,
+                  warmup: int = 5, seed: int = 0) -> dict[str, Any]:
     """Microseconds the host spends per ``mix_normalize`` call at ``batch_size``, beyond the kernel.
 
     On a 4x4 batch, so the kernel is short: ``sample_us`` (``Mixup.sample``),
@@ -113,13 +102,13 @@ def host_overhead(device, batch_size=256, num_classes=1000, repeats=50, warmup=5
     batch, labels, mixup = _inputs(device, batch_size, 4, num_classes, seed)
     step = [0]
 
-    def sample():
+    def sample() -> Any:
         step[0] += 1
         return mixup.sample(batch_size, (4, 4), epoch=0, step=step[0])
 
     params = sample()
 
-    def call():
+    def call() -> None:
         gpumix.mix_normalize(batch, labels, params, mean=_MEAN, std=_STD, num_classes=num_classes)
 
     sample_s = _timer(torch.device("cpu"), sample, repeats, warmup)
@@ -133,7 +122,8 @@ def host_overhead(device, batch_size=256, num_classes=1000, repeats=50, warmup=5
             "kernel_us": kernel_s * 1e6, "host_us": (sample_s + call_s - kernel_s) * 1e6}
 
 
-def _host_launch_time(device, batch_size, num_classes, repeats, warmup, seed):
+def _host_launch_time(device: torch.device, batch_size: int, num_classes: int, repeats: int, warmup: int,
+                      seed: int) -> float:
     batch, labels, mixup = _inputs(device, batch_size, 4, num_classes, seed)
     params = mixup.sample(batch_size, (4, 4), epoch=0, step=0).to(device)
     labels = labels.to(device)

@@ -9,131 +9,115 @@ operator section, through ``OperatorConfig`` and ``run``.
 
     gpumix-bench-operator --batch-size 256 --json op.json
 """
+from __future__ import annotations
+
 import argparse
 import dataclasses
-import json
 import statistics
-import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numba
 import torch
 from tqdm import tqdm
 
 import gpumix
-from gpumix.datasets import STATS
-from gpumix.validation import check_bool, check_float, check_int
-from gpumix.device import gpu_problem, resolve_device
 from gpumix.bench import chains, kernel_timing
+from gpumix.bench.config import DEVICES, check_device
+from gpumix.bench.fields import add_flags, from_args, option, validate
+from gpumix.bench.harness import time_calls
+from gpumix.datasets import STATS
+from gpumix.device import resolve_device
+from gpumix.kernels.reference import unfused_chain
 from gpumix.runinfo import run_record
+from gpumix.validation import check_bool, check_float, check_int
 
-__all__ = ["DTYPES", "OperatorConfig", "format_table", "main", "parse_args", "run"]
+__all__ = ["DTYPES", "ERASING_VARIANT", "OperatorConfig", "format_table", "main", "parse_args", "run"]
 
-# torchvision's ImageNet statistics, in pixel units.
-# the operator is timed with ImageNet's statistics
+# the operator is timed with ImageNet's statistics (torchvision's, in pixel units)
 MEAN, STD = STATS["imagenet"].mean, STATS["imagenet"].std
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # The fused operator with random erasing in the same pass (its cost over mixup alone is reported).
 ERASING_VARIANT = "gpumix fused + erasing"
-# The clock every CPU timing reads; tests replace it to prove figures are measured.
-_clock = time.perf_counter
+
+
+def _int_at_least(minimum: int) -> Callable[[str, Any], int]:
+    return lambda name, value: check_int(name, value, minimum)
+
+
+def _dtype(name: str, value: Any) -> str:
+    if value not in DTYPES:
+        raise ValueError(f"{name} must be one of {', '.join(DTYPES)}, got {value!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
-    """Settings of one operator microbenchmark run; ``__post_init__`` checks every field.
+    """Settings of one operator microbenchmark run; ``__post_init__`` checks every field, naming it.
 
-    device: 'auto', 'gpu' or 'cpu'; threads: torch and numba threads (0:
-    leave them as they are); warmup/repeats: untimed and timed calls per variant.
+    Each field's meaning is its ``help`` (``gpumix-bench-operator --help`` shows them).
     """
 
-    device: str = "auto"
-    batch_size: int = 256
-    size: int = 224
-    num_classes: int = 1000
-    alpha: float = 0.2
-    dtype: str = "fp32"
-    channels_last: bool = False
-    threads: int = 0
-    warmup: int = 2
-    repeats: int = 7
-    seed: int = 0
+    device: str = option("auto", "where it runs: auto (the GPU if usable), gpu or cpu", check=check_device,
+                         choices=DEVICES)
+    batch_size: int = option(256, "images per call", check=_int_at_least(1), type=int)
+    size: int = option(224, "image side in pixels", check=_int_at_least(1), type=int)
+    num_classes: int = option(1000, "K of the targets", check=_int_at_least(2), type=int)
+    alpha: float = option(0.2, "mixup's Beta(alpha, alpha)",
+                          check=lambda name, value: check_float(name, value, 0.0, float("inf")), type=float)
+    dtype: str = option("fp32", "output dtype", check=_dtype, choices=tuple(DTYPES))
+    channels_last: bool = option(False, "channels_last output instead of NCHW", check=check_bool)
+    threads: int = option(0, "torch and numba threads (0: leave them as they are, all cores)",
+                          check=_int_at_least(0), type=int)
+    warmup: int = option(2, "untimed calls per variant", check=_int_at_least(0), type=int)
+    repeats: int = option(7, "timed calls per variant", check=_int_at_least(1), type=int)
+    seed: int = option(0, "seed of the batch and the mix parameters", check=_int_at_least(0), type=int)
 
-    def __post_init__(self):
-        if self.device not in ("auto", "gpu", "cpu"):
-            raise ValueError(f"device must be 'auto', 'gpu' or 'cpu', got {self.device!r}")
-        if self.device == "gpu" and gpu_problem() is not None:
-            raise ValueError(f"device 'gpu' cannot run on this machine: {gpu_problem()}")
-        check_int("batch_size", self.batch_size, 1)
-        check_int("size", self.size, 1)
-        check_int("num_classes", self.num_classes, 2)
-        check_float("alpha", self.alpha, 0.0, float("inf"))
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        check_bool("channels_last", self.channels_last)
-        check_int("threads", self.threads, 0)
-        check_int("warmup", self.warmup, 0)
-        check_int("repeats", self.repeats, 1)
-        check_int("seed", self.seed, 0)
+    def __post_init__(self) -> None:
+        validate(self)
 
     @property
-    def torch_device(self):
+    def torch_device(self) -> torch.device:
         return torch.device("cuda" if resolve_device(self.device) == "gpu" else "cpu")
 
 
-def _timer(device):
-    if device.type == "cuda":
-        def timed(fn):
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            return start.elapsed_time(stop) / 1e3
-    else:
-        def timed(fn):
-            t0 = _clock()
-            fn()
-            return _clock() - t0
-    return timed
-
-
-def _measure(fn, device, warmup, repeats):
-    timed = _timer(device)
+def _measure(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
     for _ in range(warmup):
         fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    times = [timed(fn) for _ in range(repeats)]
+    times = time_calls(device, fn, repeats)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "peak_bytes": peak}
 
 
-def _variants(config, batch, labels, params, dtype):
+def _variants(config: OperatorConfig, batch: torch.Tensor, labels: torch.Tensor, params: Any,
+              dtype: torch.dtype) -> tuple[dict[str, Callable[[], Any]], list[dict[str, str]]]:
     """(variants by name, skipped [{name, reason}]): every chain over the same batch and parameters."""
-    common = dict(mean=MEAN, std=STD, dtype=dtype, channels_last=config.channels_last)
+    common: dict[str, Any] = dict(mean=MEAN, std=STD, dtype=dtype, channels_last=config.channels_last)
     k = config.num_classes
     # DeiT's random erasing (timm --reprob 0.25 --remode pixel), drawn once like the mix parameters
     erasing = gpumix.RandomErasing(prob=0.25, mode="pixel", seed=config.seed).sample(
         batch.shape[0], tuple(batch.shape[1:3]), batch.shape[3], epoch=0, step=0)
-    found = {
+    found: dict[str, Callable[[], Any]] = {
         "gpumix fused": lambda: gpumix.mix_normalize(batch, labels, params, num_classes=k, **common),
         ERASING_VARIANT: lambda: gpumix.mix_normalize(batch, labels, params, num_classes=k, erasing=erasing, **common),
-        "unfused torch chain": lambda: chains.unfused_chain(batch, labels, params, num_classes=k, **common),
+        "unfused torch chain": lambda: unfused_chain(batch, labels, params, num_classes=k, **common),
     }
     skipped = []
     try:
-        from timm.data import Mixup as TimmMixup
+        from timm.data import Mixup as timm_mixup
     except ImportError:
-        TimmMixup = None
+        timm_mixup = None  # type: ignore[misc,assignment]  # timm is optional (the bench extra)
     for mode in ("batch", "elem"):
         name = f"timm Mixup ({mode})"
-        if TimmMixup is None:
+        if timm_mixup is None:
             skipped.append({"name": name, "reason": "timm is not installed (pip install -e '.[bench]')"})
         elif config.batch_size % 2:
             skipped.append({"name": name, "reason": f"timm's Mixup needs an even batch, got {config.batch_size}"})
         else:
-            fn = TimmMixup(mixup_alpha=config.alpha, mode=mode, num_classes=k, label_smoothing=0.0)
+            fn = timm_mixup(mixup_alpha=config.alpha, mode=mode, num_classes=k, label_smoothing=0.0)
             found[name] = (lambda f: lambda: chains.timm_chain(f, batch, labels, **common))(fn)
     from torchvision.transforms import v2
     tv = v2.MixUp(alpha=config.alpha, num_classes=k)
@@ -141,7 +125,7 @@ def _variants(config, batch, labels, params, dtype):
     return found, skipped
 
 
-def run(config, progress=True):
+def run(config: OperatorConfig, progress: bool = True) -> dict[str, Any]:
     """Run every variant of ``config`` (an ``OperatorConfig``); return the JSON-ready result dict.
 
     ``results`` holds one entry per variant, gpumix first: name, images_per_s
@@ -155,7 +139,7 @@ def run(config, progress=True):
     device = config.torch_device
     if config.threads:
         torch.set_num_threads(config.threads)
-        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(config.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     dtype = DTYPES[config.dtype]
     b, size, k = config.batch_size, config.size, config.num_classes
     gen = torch.Generator().manual_seed(config.seed)
@@ -168,7 +152,7 @@ def run(config, progress=True):
     # Same answer first: the fused result must match the unfused chain on this very batch.
     fused_img, fused_tgt = gpumix.mix_normalize(batch, labels, params, mean=MEAN, std=STD, num_classes=k,
                                                 dtype=dtype, channels_last=config.channels_last)
-    ref_img, ref_tgt = chains.unfused_chain(batch, labels, params, mean=MEAN, std=STD, num_classes=k,
+    ref_img, ref_tgt = unfused_chain(batch, labels, params, mean=MEAN, std=STD, num_classes=k,
                                             dtype=torch.float32, channels_last=config.channels_last)
     max_err = float((fused_img.float() - ref_img).abs().max())
     del fused_img, fused_tgt, ref_img, ref_tgt
@@ -193,7 +177,7 @@ def run(config, progress=True):
             "bandwidth": bandwidth, "host": host}
 
 
-def format_table(report):
+def format_table(report: dict[str, Any]) -> str:
     """The results of ``run`` as a text table, with how many times faster gpumix is than each variant."""
     rows = report["results"]
     fused = rows[0]["images_per_s"]
@@ -221,41 +205,26 @@ def format_table(report):
     return "\n".join(lines)
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig, str | None]:
     """The command line as an ``OperatorConfig`` and the JSON path; bad values exit 2 naming the flag."""
-    p = argparse.ArgumentParser(prog="gpumix-bench-operator", description=__doc__.splitlines()[0])
-    p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--size", type=int, default=224, help="image side in pixels")
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--alpha", type=float, default=0.2)
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--threads", type=int, default=0, help="torch and numba threads (default: all cores)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="write the results and the run record here")
+    p = argparse.ArgumentParser(prog="gpumix-bench-operator", description=(__doc__ or "").splitlines()[0])
+    flags = add_flags(p, OperatorConfig)
+    p.add_argument("--json", metavar="PATH", help="write the results and the run record here")
     args = p.parse_args(argv)
-    fields = {f.name for f in dataclasses.fields(OperatorConfig)}
-    try:
-        config = OperatorConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    except (TypeError, ValueError) as e:
-        name = str(e).split(" ", 1)[0]
-        p.error(f"--{name.replace('_', '-')}: {e}" if name in fields else str(e))
-    return config, args.json
+    return from_args(p, OperatorConfig, flags, args), args.json
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``gpumix-bench-operator``: print the table, write the JSON if asked; 0 on success."""
+    from gpumix.bench.report import write_json
+
     config, json_path = parse_args(argv)
     report = run(config)
     print(format_table(report))
     if json_path:
         device = config.torch_device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        report = {"run": run_record(report["settings"], name), **report}
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+        write_json(json_path, {"run": run_record(report["settings"], name), **report})
     return 0
 
 

@@ -10,21 +10,27 @@ is images/s over ``--batches`` batches after ``--warmup`` batches, median of
 
     gpumix-bench-pipeline [--data DIR] [--batch-size 64] --json loader.json
 """
+from __future__ import annotations
+
 import argparse
-import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from nvidia.dali import fn, pipeline_def, types
 
-from gpumix.bench.loaders import default_data
+from gpumix.bench.data import default_data
+from gpumix.bench.fields import at_least
+from gpumix.bench.harness import seconds_for
+from gpumix.bench.report import write_json
 from gpumix.pipelines import imagenet_train
 from gpumix.pipelines.imagenet import AREA, ASPECT, CROP_ATTEMPTS
 from gpumix.runinfo import run_record
 
-__all__ = ["default_data", "main"]
+__all__ = ["main"]
 
 
 @pipeline_def
@@ -39,24 +45,21 @@ def _full_decode_train(root, crop):
     return images, labels
 
 
-def _dali_rate(pipe, batch_size, warmup, batches):
+def _dali_rate(pipe: Any, batch_size: int, warmup: int, batches: int) -> float:
     pipe.build()
     for _ in range(warmup):
         pipe.run()
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        pipe.run()
-    return batch_size * batches / (time.perf_counter() - t0)
+    return batch_size * batches / seconds_for(pipe.run, batches)
 
 
-def _torchvision_rate(root, batch_size, workers, warmup, batches):
+def _torchvision_rate(root: str, batch_size: int, workers: int, warmup: int, batches: int) -> float:
     from torchvision import datasets, transforms
     tf = transforms.Compose([transforms.RandomResizedCrop(224, scale=AREA, ratio=ASPECT),
                              transforms.RandomHorizontalFlip(), transforms.PILToTensor()])
     loader = torch.utils.data.DataLoader(datasets.ImageFolder(root, tf), batch_size=batch_size, shuffle=True,
                                          num_workers=workers, drop_last=True, persistent_workers=workers > 0)
     need = warmup + batches
-    done, t0 = 0, None
+    done, t0 = 0, time.perf_counter()
     while done < need:
         for _ in loader:
             done += 1
@@ -67,22 +70,20 @@ def _torchvision_rate(root, batch_size, workers, warmup, batches):
     return batch_size * batches / (time.perf_counter() - t0)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-bench-pipeline", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Time the DALI pipeline's variants and torchvision's loader; print the table, write the JSON if asked."""
+    p = argparse.ArgumentParser(prog="gpumix-bench-pipeline", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--data", help="ImageNet class-folder root (default: a cached synthetic set)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--batches", type=int, default=10, help="timed batches per measurement")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json")
+    p.add_argument("--batch-size", type=at_least(1), default=64)
+    p.add_argument("--batches", type=at_least(1), default=10, help="timed batches per measurement")
+    p.add_argument("--warmup", type=at_least(0), default=3)
+    p.add_argument("--repeats", type=at_least(1), default=3)
+    p.add_argument("--json", metavar="PATH", help="write the rows and the run record here")
     args = p.parse_args(argv)
-    for name in ("batch_size", "batches", "repeats"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     root = args.data or default_data()
     cores = os.cpu_count() or 1
     b = args.batch_size
-    variants = {
+    variants: dict[str, Callable[[], Any]] = {
         f"DALI gpumix train, ROI decode, {cores} threads, prefetch 2":
             lambda: imagenet_train(root, batch_size=b, device="cpu", num_threads=cores),
         "DALI gpumix train, ROI decode, 1 thread, prefetch 2":
@@ -94,14 +95,17 @@ def main(argv=None):
         f"DALI full decode + random_resized_crop, {cores} threads":
             lambda: _full_decode_train(root, 224, batch_size=b, num_threads=cores, device_id=None),
     }
-    rows = []
-    for name, build in variants.items():
-        rates = [_dali_rate(build(), b, args.warmup, args.batches) for _ in range(args.repeats)]
+    rows: list[dict[str, Any]] = []
+
+    def add_row(name: str, rate: Callable[[], float]) -> None:
+        rates = [rate() for _ in range(args.repeats)]
         rows.append({"name": name, "images_per_s": statistics.median(rates), "min": min(rates), "max": max(rates)})
         print(f"  measured {name}", flush=True)
-    name = f"torchvision ImageFolder + DataLoader, {cores} workers"
-    rates = [_torchvision_rate(root, b, cores, args.warmup, args.batches) for _ in range(args.repeats)]
-    rows.append({"name": name, "images_per_s": statistics.median(rates), "min": min(rates), "max": max(rates)})
+
+    for name, build in variants.items():
+        add_row(name, lambda: _dali_rate(build(), b, args.warmup, args.batches))
+    add_row(f"torchvision ImageFolder + DataLoader, {cores} workers",
+            lambda: _torchvision_rate(root, b, cores, args.warmup, args.batches))
     best = rows[0]["images_per_s"]
     print(f"{'loader':<58} {'images/s':>9} {'min-max':>13} {'vs first':>9}")
     for r in rows:
@@ -110,8 +114,7 @@ def main(argv=None):
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"}
         settings["data"] = root
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"run": run_record(settings, "cpu"), "results": rows}, f, indent=2)
+        write_json(args.json, {"run": run_record(settings, "cpu"), "results": rows})
     return 0
 
 

@@ -1,12 +1,18 @@
 """The ``gpumix-bench`` report as a PNG bar chart: loaders and operator, images/s with their min-max."""
+from __future__ import annotations
+
+import os
 import textwrap
+from typing import Any
+
+from gpumix.atomic import atomic_writer
 
 __all__ = ["plot_report"]
 
 _GPUMIX, _OTHER = "#d9534f", "#5b7fa6"
 
 
-def _panel(ax, rows, title):
+def _panel(ax: Any, rows: list[dict[str, Any]], title: str) -> None:
     names = [textwrap.fill(r["name"], 44) for r in rows]
     rates = [r["images_per_s"] for r in rows]
     low = [r["images_per_s"] - r["min_images_per_s"] for r in rows]
@@ -24,8 +30,8 @@ def _panel(ax, rows, title):
         ax.text(r["max_images_per_s"] + top * 0.01, yi, label, va="center", fontsize=8)
 
 
-def plot_report(report, path):
-    """Draw ``report`` (from ``gpumix.bench.main.run``) into the PNG file ``path``.
+def plot_report(report: dict[str, Any], path: str | os.PathLike) -> str | os.PathLike:
+    """Draw ``report`` (from ``gpumix.bench.runner.run``) into the PNG file ``path``, written atomically.
 
     Uses matplotlib's Agg canvas directly, so no GUI backend is touched and
     the global backend is left as it is. Labels show images/s and how many
@@ -52,5 +58,6 @@ def plot_report(report, path):
                  f"({machine.get('cpu_model') or machine['processor']}, {machine['cpu_count']} cores); "
                  f"{report['data']['kind']} data" + (" (embedded default)" if report["data"]["embedded_default"]
                                                      else ""), fontsize=10)
-    fig.savefig(path, dpi=110)
+    with atomic_writer(path, "the plot ") as f:
+        fig.savefig(f, format="png", dpi=110)
     return path

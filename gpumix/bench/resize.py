@@ -10,21 +10,31 @@ ratio of the two resizes is paired round by round.
 
     python -m gpumix.bench.resize [--data DIR] [--batch-size 64] [--threads 2] [--rounds 15]
 """
+from __future__ import annotations
+
 import argparse
+import functools
+import random
 import statistics
-import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from gpumix.bench.fields import add_round_flags
+from gpumix.bench.harness import interleaved, seconds_for
+from gpumix.bench.report import median_line
 
 __all__ = ["main", "measure_resize"]
 
 
-def _windows(data, batch_size, threads, seed):
+def _windows(data: str, batch_size: int, threads: int, seed: int) -> list[np.ndarray]:
     from nvidia.dali import fn, pipeline_def, types
 
     from gpumix.pipelines.imagenet import AREA, ASPECT, CROP_ATTEMPTS
 
-    @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None, seed=seed)
+    # device_id None (CPU only) is DALI's documented value; its stubs say int
+    @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None, seed=seed)  # type: ignore[call-overload]
     def pipe():
         encoded, _ = fn.readers.file(file_root=data, random_shuffle=True, seed=seed)
         return fn.decoders.image_random_crop(encoded, device="cpu", output_type=types.RGB, random_area=AREA,
@@ -36,12 +46,13 @@ def _windows(data, batch_size, threads, seed):
     return [np.array(out[i]) for i in range(len(out))]
 
 
-def _resizer(windows, crop, antialias, threads):
+def _resizer(windows: list[np.ndarray], crop: int, antialias: bool, threads: int) -> Any:
     from nvidia.dali import fn, pipeline_def
 
     from gpumix.pipelines.imagenet import train_resize
 
-    @pipeline_def(batch_size=len(windows), num_threads=threads, device_id=None, prefetch_queue_depth=1)
+    @pipeline_def(batch_size=len(windows), num_threads=threads, device_id=None,  # type: ignore[call-overload]
+                  prefetch_queue_depth=1)  # device_id None: CPU only
     def pipe():
         images = fn.external_source(source=lambda: windows, batch=True, layout="HWC")
         return train_resize(images, crop, antialias)
@@ -51,14 +62,12 @@ def _resizer(windows, crop, antialias, threads):
     return p
 
 
-def _timed(pipe, batches):
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        pipe.run()
-    return 1000 * (time.perf_counter() - t0) / batches
+def _ms_per_batch(pipe: Any, batches: int) -> float:
+    return 1000 * seconds_for(pipe.run, batches) / batches
 
 
-def measure_resize(data, *, batch_size=64, threads=2, rounds=15, batches=10, crop=224, seed=0):
+def measure_resize(data: str, *, batch_size: int = 64, threads: int = 2, rounds: int = 15, batches: int = 10,
+                   crop: int = 224, seed: int = 0) -> dict[str, list[float]]:
     """{name: [ms per batch, one per round]} for the two resizes and the whole training pipeline."""
     from gpumix.pipelines import imagenet_train
 
@@ -69,35 +78,26 @@ def measure_resize(data, *, batch_size=64, threads=2, rounds=15, batches=10, cro
                                                                      device="cpu", num_threads=threads, seed=seed)}
     pipes["whole training pipeline (antialiased)"].build()
     for p in pipes.values():
-        _timed(p, 2)
-    times = {name: [] for name in pipes}
-    rng = np.random.default_rng(seed)
-    for _ in range(rounds):
-        for name in rng.permutation(list(pipes)):
-            times[name].append(_timed(pipes[name], batches))
-    return times
+        _ms_per_batch(p, 2)
+    return interleaved({name: functools.partial(_ms_per_batch, p, batches) for name, p in pipes.items()}, rounds,
+                       random.Random(seed))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m gpumix.bench.resize", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Time the two resizes and the whole pipeline and print ms/batch; 0 on success, 2 for bad flags."""
+    p = argparse.ArgumentParser(prog="python -m gpumix.bench.resize", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--data", help="ImageNet class-folder root (default: gpumix-bench's embedded synthetic set)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--batches", type=int, default=10, help="batches per turn")
+    add_round_flags(p, batch_size=64, threads=2, rounds=15, batches=10)
     args = p.parse_args(argv)
-    for name in ("batch_size", "threads", "rounds", "batches"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.data is None:
-        from gpumix.bench.loaders import default_data
+        from gpumix.bench.data import default_data
         args.data = default_data()
     times = measure_resize(args.data, batch_size=args.batch_size, threads=args.threads, rounds=args.rounds,
                            batches=args.batches)
     print(f"{args.data}: batch {args.batch_size}, {args.threads} threads, median of {args.rounds} interleaved "
           f"turns of {args.batches} batches")
     for name, t in times.items():
-        print(f"{name:<40} {statistics.median(t):>8.1f} ms/batch  ({min(t):.1f}-{max(t):.1f})")
+        print(median_line(name, t, "ms/batch", width=40, digits=1))
     a, b = times["antialiased resize (default)"], times["aliased resize (antialias=False)"]
     ratios = [x / y for x, y in zip(a, b)]
     print(f"antialiased / aliased resize time, paired rounds: median {statistics.median(ratios):.2f} "

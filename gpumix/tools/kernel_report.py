@@ -28,6 +28,8 @@ import sys
 import tempfile
 import types
 
+from gpumix.atomic import write_atomically
+
 __all__ = ["DeviceModel", "DEVICE_MODELS", "Toolchain", "find_toolchain", "hot_path", "estimate", "report",
            "format_table", "main"]
 
@@ -226,8 +228,7 @@ def report(arch="sm_90", batch_size=1024, size=224, num_classes=1000, ptx_dir=No
             ptx, log, sass = compile_variant(variant, arch, toolchain, tmp)
             if ptx_dir:
                 os.makedirs(ptx_dir, exist_ok=True)
-                with open(os.path.join(ptx_dir, variant.name + ".ptx"), "w", encoding="utf-8") as f:
-                    f.write(ptx)
+                write_atomically(os.path.join(ptx_dir, variant.name + ".ptx"), ptx, "the PTX ")
             registers = int(re.search(r"Used (\d+) registers", log).group(1))
             spills = sum(int(x) for x in re.findall(r"(\d+) bytes spill (?:stores|loads)", log))
             loop_n, setup = hot_path(sass)
@@ -296,8 +297,7 @@ def main(argv=None):
         raise SystemExit(f"gpumix-kernel-report: {e}") from None
     print(format_table(result))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        write_atomically(args.json, json.dumps(result, indent=2) + "\n", "the report ")
         print(f"wrote {args.json}")
     return 0
 

@@ -1,188 +1,23 @@
 """``gpumix-make-dataset``: write a synthetic dataset in ImageNet, WebDataset or CIFAR format.
 
-Images are smooth, natural-image-like scenes (low-frequency colour fields,
-shapes, mild noise), not white noise, so JPEG sizes and decode cost are
-realistic: about 400x350 pixels at quality 90 by default, like ImageNet.
-Everything is written to a temporary folder first and moved into place at the
-end, so a failure leaves nothing partial behind.
+The command line of ``gpumix.synthetic.make_dataset`` (natural-image-like
+JPEGs, about 400x350 at quality 90 by default; nothing partial left behind).
 
     gpumix-make-dataset --format imagenet --classes 10 --images-per-class 20 --output data/train
 """
+from __future__ import annotations
+
 import argparse
-import io
-import os
-import pickle
-import shutil
 import sys
-import tarfile
-import tempfile
+from collections.abc import Sequence
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
-from tqdm import tqdm
+from gpumix.synthetic import CIFAR_FORMATS, DEFAULT_SIZE, FORMATS, make_dataset, synthetic_image, write_webdataset
 
-__all__ = ["main", "make_dataset", "synthetic_image", "write_webdataset", "FORMATS"]
-
-FORMATS = ("imagenet", "webdataset", "cifar10", "cifar100")
-CIFAR_FORMATS = ("binary", "python")
-# ImageNet's typical image is about 400x350 (w x h); sizes vary by +-25% around it.
-DEFAULT_SIZE = (350, 400)
-JPEG_QUALITY = 90
-# Samples per WebDataset shard: small enough for tests, a real run picks its own.
-SHARD_SIZE = 1000
-CIFAR10_TRAIN_FILES = 5  # data_batch_1..5, as in the official archive
+# The library lives in gpumix.synthetic; its names stay importable from here for existing callers.
+__all__ = ["FORMATS", "main", "make_dataset", "synthetic_image", "write_webdataset"]
 
 
-def synthetic_image(rng, height, width, class_id):
-    """uint8 (height, width, 3): a smooth colour field with a few shapes, tinted by class."""
-    tint = np.array([(class_id * 53) % 256, (class_id * 97) % 256, (class_id * 151) % 256], dtype=np.float32)
-    coarse = rng.uniform(0, 255, size=(4, 5, 3)).astype(np.float32) * 0.6 + tint * 0.4
-    field = Image.fromarray(coarse.astype(np.uint8)).resize((width, height), Image.BICUBIC)
-    draw = ImageDraw.Draw(field)
-    for _ in range(rng.integers(2, 6)):
-        x0, y0 = rng.integers(0, width), rng.integers(0, height)
-        x1, y1 = x0 + rng.integers(width // 8, width // 2), y0 + rng.integers(height // 8, height // 2)
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x0, y0, x1, y1], fill=colour)
-    field = field.filter(ImageFilter.GaussianBlur(radius=1.5))
-    pixels = np.asarray(field, dtype=np.float32) + rng.normal(0, 6, size=(height, width, 3))
-    return np.clip(pixels, 0, 255).astype(np.uint8)
-
-
-def _jpeg(pixels):
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue()
-
-
-def _samples(classes, per_class, seed, size, jitter):
-    """Yield (index, class_id, uint8 image) in a fixed order; sizes vary by +-``jitter``."""
-    rng = np.random.default_rng(seed)
-    for i in range(classes * per_class):
-        class_id = i // per_class
-        scale = 1 + rng.uniform(-jitter, jitter, size=2)
-        h, w = max(8, int(size[0] * scale[0])), max(8, int(size[1] * scale[1]))
-        yield i, class_id, synthetic_image(rng, h, w, class_id)
-
-
-def _write_imagenet(out, samples, total):
-    for i, class_id, pixels in tqdm(samples, total=total, desc="imagenet", unit="img"):
-        folder = os.path.join(out, f"class_{class_id:04d}")
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"img_{i:08d}.JPEG"), "wb") as f:
-            f.write(_jpeg(pixels))
-
-
-def write_webdataset(out: str, samples, total: int | None = None, *, shard_size: int = SHARD_SIZE) -> list[str]:
-    """Write WebDataset shards of ``shard_size`` samples, each with its DALI index, into the folder ``out``.
-
-    ``samples`` yields ``(index, label, pixels)`` with indexes 0, 1, 2, ... and
-    uint8 (H, W, 3) pixels, written as ``{index:08d}.jpg`` (quality 90) and a
-    decimal ``{index:08d}.cls``. Returns the ``.tar`` paths in order.
-    """
-    from wds2idx import IndexCreator  # ships with nvidia-dali
-
-    shards = []
-    tar = None
-    for i, class_id, pixels in tqdm(samples, total=total, desc="webdataset", unit="img", disable=total is None):
-        if i % shard_size == 0:
-            if tar is not None:
-                tar.close()
-            shards.append(os.path.join(out, f"shard-{i // shard_size:06d}.tar"))
-            tar = tarfile.open(shards[-1], "w")
-        for ext, payload in (("jpg", _jpeg(pixels)), ("cls", str(class_id).encode("ascii"))):
-            member = tarfile.TarInfo(f"{i:08d}.{ext}")
-            member.size = len(payload)
-            tar.addfile(member, io.BytesIO(payload))
-    if tar is not None:
-        tar.close()
-    for shard in shards:
-        with IndexCreator(shard, shard[:-4] + ".idx", verbose=False) as creator:
-            creator.create_index()
-    return shards
-
-
-def _cifar_arrays(classes, per_class, seed, coarse_classes):
-    """CHW-flattened uint8 (N, 3072) images, fine labels, coarse labels, in a fixed shuffled order."""
-    n = classes * per_class
-    data = np.empty((n, 3072), dtype=np.uint8)
-    labels = np.repeat(np.arange(classes), per_class)
-    for i, _class_id, pixels in tqdm(_samples(classes, per_class, seed, (32, 32), 0.0), total=n,
-                                    desc="cifar", unit="img"):
-        data[i] = pixels.transpose(2, 0, 1).reshape(-1)
-    order = np.random.default_rng(seed + 1).permutation(n)  # official files are not sorted by class
-    return data[order], labels[order], labels[order] % coarse_classes
-
-
-def _write_cifar(out, name, classes, per_class, seed, cifar_format, test_fraction=0.2):
-    data, fine, coarse = _cifar_arrays(classes, per_class, seed, coarse_classes=max(1, classes // 5))
-    n_test = max(1, int(len(data) * test_fraction))
-    splits = {"test": (data[:n_test], fine[:n_test], coarse[:n_test]),
-              "train": (data[n_test:], fine[n_test:], coarse[n_test:])}
-    if name == "cifar10":
-        train_parts = np.array_split(np.arange(len(splits["train"][0])), CIFAR10_TRAIN_FILES)
-        files = {f"data_batch_{k + 1}": tuple(a[idx] for a in splits["train"]) for k, idx in enumerate(train_parts)}
-        files["test_batch"] = splits["test"]
-    else:
-        files = dict(splits)
-    if cifar_format == "binary":
-        folder = os.path.join(out, "cifar-10-batches-bin" if name == "cifar10" else "cifar-100-binary")
-        os.makedirs(folder)
-        for stem, (x, y, yc) in files.items():
-            rows = [y[:, None].astype(np.uint8), x] if name == "cifar10" else \
-                [yc[:, None].astype(np.uint8), y[:, None].astype(np.uint8), x]
-            np.concatenate(rows, axis=1).tofile(os.path.join(folder, stem + ".bin"))
-    else:
-        folder = os.path.join(out, "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
-        os.makedirs(folder)
-        for stem, (x, y, yc) in files.items():
-            record = {b"batch_label": stem.encode(), b"data": x,
-                      b"filenames": [f"{stem}_{i:06d}.png".encode() for i in range(len(x))]}
-            if name == "cifar10":
-                record[b"labels"] = [int(v) for v in y]
-            else:
-                record[b"fine_labels"] = [int(v) for v in y]
-                record[b"coarse_labels"] = [int(v) for v in yc]
-            with open(os.path.join(folder, stem), "wb") as f:
-                pickle.dump(record, f, protocol=2)  # the official files are protocol-2 pickles
-
-
-def make_dataset(fmt, output, *, classes, images_per_class, seed=0, size=DEFAULT_SIZE, cifar_format="binary"):
-    """Write the dataset into ``output``, which must not exist or be an empty folder. Returns ``output``."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if cifar_format not in CIFAR_FORMATS:
-        raise ValueError(f"cifar_format must be 'binary' or 'python', got {cifar_format!r}")
-    if not isinstance(classes, int) or classes < 2:
-        raise ValueError(f"classes must be an int >= 2, got {classes!r}")
-    if fmt == "cifar10" and classes > 10 or fmt == "cifar100" and classes > 100:
-        raise ValueError(f"classes must be <= {10 if fmt == 'cifar10' else 100} for {fmt}, got {classes}")
-    if not isinstance(images_per_class, int) or images_per_class < 1:
-        raise ValueError(f"images_per_class must be an int >= 1, got {images_per_class!r}")
-    output = os.path.abspath(output)
-    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
-        raise FileExistsError(f"output: {output} exists and is not an empty folder")
-    parent = os.path.dirname(output)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".gpumix-make-", dir=parent)
-    try:
-        total = classes * images_per_class
-        if fmt == "imagenet":
-            _write_imagenet(staging, _samples(classes, images_per_class, seed, size, 0.25), total)
-        elif fmt == "webdataset":
-            write_webdataset(staging, _samples(classes, images_per_class, seed, size, 0.25), total)
-        else:
-            _write_cifar(staging, fmt, classes, images_per_class, seed, cifar_format)
-        if os.path.isdir(output):
-            os.rmdir(output)
-        os.replace(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output
-
-
-def _size(text):
+def _size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -192,8 +27,9 @@ def _size(text):
     return h, w
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-make-dataset", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the dataset the flags describe; 0 on success, 1 if it cannot be written, 2 for bad flags."""
+    p = argparse.ArgumentParser(prog="gpumix-make-dataset", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--images-per-class", type=int, default=20)

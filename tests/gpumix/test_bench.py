@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from gpumix.bench import loaders
+from gpumix.bench import data as bench_data
+from gpumix.bench import harness, memory, report, torch_data
 from gpumix.bench import main as bench
 from gpumix.bench import operator as op_bench
 
@@ -69,8 +70,7 @@ def test_figures_come_from_the_clock(datasets, tmp_path, monkeypatch):
     # Every clock read advances 1/64 s: a turn of 1/32 s is then exactly two 4-image batches, and an
     # operator call exactly 1/64 s, so every figure must be 8 / (1/32) = 4 / (1/64) = 256 images/s.
     ticks = itertools.count(0, 1 / 64)
-    monkeypatch.setattr(bench, "_clock", lambda: next(ticks))
-    monkeypatch.setattr(op_bench, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(harness, "_clock", lambda: next(ticks))  # the loaders' turns and the operator's calls
     out = tmp_path / "r.json"
     args = [a if a != "0.02" else str(1 / 32) for a in TINY]
     assert bench.main(["--data", datasets["cifar10-binary"], *args, "--json", str(out)]) == 0
@@ -125,7 +125,7 @@ def test_bad_arguments_exit_2_naming_the_flag_and_path(datasets, tmp_path, capsy
 def test_the_flat_folder_error_says_it_is_not_cifar_either(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"nor is it a CIFAR folder \(CIFAR files or a cifar-10-batches-bin"):
-        loaders.resolve_data([tmp_path])
+        bench_data.resolve_data([tmp_path])
 
 
 @pytest.mark.parametrize("key, kind, source, classes", [
@@ -134,14 +134,14 @@ def test_the_flat_folder_error_says_it_is_not_cifar_either(tmp_path):
     ("cifar100-binary", "cifar100", None, 100)])
 def test_data_kinds_are_recognised(datasets, key, kind, source, classes):
     data = datasets[key]
-    spec = loaders.resolve_data(data if isinstance(data, list) else [data])
+    spec = bench_data.resolve_data(data if isinstance(data, list) else [data])
     assert (spec.kind, spec.source and spec.source.kind, spec.num_classes) == (kind, source, classes)
     assert spec.image_size == (224 if kind == "imagenet" else 32)
 
 
 def test_a_folder_of_shards_is_webdataset(datasets):
     shards = datasets["webdataset"]
-    spec = loaders.resolve_data([os.path.dirname(shards[0])])
+    spec = bench_data.resolve_data([os.path.dirname(shards[0])])
     assert spec.source.kind == "webdataset" and list(spec.data) == shards
 
 
@@ -149,24 +149,24 @@ def test_torch_datasets_serve_the_same_samples_as_dali_reads(datasets):
     by_kind = {}
     for key in ("imagenet", "file_list", "webdataset"):
         data = datasets[key]
-        ds = loaders.torch_dataset(loaders.resolve_data(data if isinstance(data, list) else [data]))
+        ds = torch_data.torch_dataset(bench_data.resolve_data(data if isinstance(data, list) else [data]))
         samples = [ds[i] for i in range(len(ds))]
         assert all(img.mode == "RGB" and 30 <= img.size[1] <= 50 and 42 <= img.size[0] <= 70 for img, _ in samples)
         by_kind[key] = sorted(label for _, label in samples)
     assert by_kind["imagenet"] == by_kind["file_list"] == by_kind["webdataset"] == sorted([0, 1, 2] * 5)
-    cifar = loaders.torch_dataset(loaders.resolve_data([datasets["cifar10-binary"]]))
+    cifar = torch_data.torch_dataset(bench_data.resolve_data([datasets["cifar10-binary"]]))
     assert len(cifar) == 32 and cifar[0][0].size == (32, 32)
-    repeated = loaders.chains.Repeated(cifar, 100)
+    repeated = torch_data.Repeated(cifar, 100)
     assert len(repeated) == 100 and repeated[33][1] == cifar[1][1]
 
 
 def test_default_data_is_made_once_and_reused(tmp_path, monkeypatch):
-    monkeypatch.setattr(loaders, "DEFAULT_CLASSES", 2)
-    monkeypatch.setattr(loaders, "DEFAULT_PER_CLASS", 1)
-    root = loaders.default_data(str(tmp_path))
+    monkeypatch.setattr(bench_data, "DEFAULT_CLASSES", 2)
+    monkeypatch.setattr(bench_data, "DEFAULT_PER_CLASS", 1)
+    root = bench_data.default_data(str(tmp_path))
     assert sorted(os.listdir(root)) == ["class_0000", "class_0001"]
     stamp = os.stat(root).st_mtime_ns
-    assert loaders.default_data(str(tmp_path)) == root and os.stat(root).st_mtime_ns == stamp
+    assert bench_data.default_data(str(tmp_path)) == root and os.stat(root).st_mtime_ns == stamp
 
 
 def test_operator_cli_still_runs_and_names_bad_flags(tmp_path, capsys):
@@ -205,17 +205,17 @@ def test_kernel_bandwidth_counts_the_kernels_bytes_and_the_copy_moves_as_many():
 def test_gpu_memory_is_the_devices_used_memory_added_and_shown_beside_host_memory(monkeypatch):
     """Without a GPU: cudaMemGetInfo replaced by a fake device whose used memory grows by 300 MiB."""
     free = iter([(8 << 30), (8 << 30) - (300 << 20)])
-    monkeypatch.setattr(bench.torch.cuda, "synchronize", lambda: None)
-    monkeypatch.setattr(bench.torch.cuda, "mem_get_info", lambda: (next(free), 16 << 30))
-    with bench.GpuMemory(True) as mem:
+    monkeypatch.setattr(memory.torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(memory.torch.cuda, "mem_get_info", lambda: (next(free), 16 << 30))
+    with memory.GpuMemory(True) as mem:
         pass
     assert mem.added == 300 << 20
-    with bench.GpuMemory(False) as off:
+    with memory.GpuMemory(False) as off:
         pass
     assert off.added is None
     row = {"name": "gpumix", "images_per_s": 10.0, "min_images_per_s": 9.0, "max_images_per_s": 11.0,
            "host_memory_added_bytes": 100 << 20, "gpu_memory_added_bytes": 300 << 20, "gpumix_is": 1.0}
-    table = bench.format_loader_table({"loaders": {"results": [row], "skipped": [], "mixup_overhead": None}})
+    table = report.format_loader_table({"loaders": {"results": [row], "skipped": [], "mixup_overhead": None}})
     header, line = table.splitlines()[:2]
     assert "MB added  GPU MB" in header and line.split()[-3:] == ["100", "300", "1.00x"]
     assert "GPU MB: the same for the device's memory (cudaMemGetInfo)" in table
@@ -241,10 +241,10 @@ def test_resize_and_reader_benchmarks_refuse_bad_counts(photos, capsys):
 
     with pytest.raises(SystemExit):
         resize.main(["--rounds", "0"])
-    assert "--rounds must be >= 1, got 0" in capsys.readouterr().err
+    assert "argument --rounds: must be >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         reader.main([*photos["webdataset"], "--batch-size", "0"])
-    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+    assert "argument --batch-size: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_decoder_sweep_grid_and_its_checks(photos, capsys):
@@ -257,7 +257,7 @@ def test_decoder_sweep_grid_and_its_checks(photos, capsys):
     assert grid[-1][1] == decoder.OLD_PADDINGS and grid[-1][2] == 4
     with pytest.raises(SystemExit):
         decoder.main(["--data", photos["folder"], "--loads", "1.5"])
-    assert "--loads must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert "argument --loads: must be >= 0 and <= 1, got 1.5" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert decoder.main(["--data", photos["folder"]]) == 2
         assert "needs a CUDA GPU" in capsys.readouterr().err

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from gpumix.bench import harness
 from gpumix.bench import main as bench
-from gpumix.bench import operator as op_bench
 
 TINY = ["--batch-size", "4", "--seconds", str(1 / 32), "--repeats", "2", "--warmup", "1", "--image-size", "32",
         "--operator-batch-size", "4", "--threads", "1", "--no-progress"]
@@ -13,8 +13,7 @@ TINY = ["--batch-size", "4", "--seconds", str(1 / 32), "--repeats", "2", "--warm
 
 def test_policies_become_variants_after_gpumix_and_their_cost_is_reported(datasets, tmp_path, monkeypatch, capsys):
     ticks = itertools.count(0, 1 / 64)  # every figure is then 256 images/s: the added cost must be exactly 0
-    monkeypatch.setattr(bench, "_clock", lambda: next(ticks))
-    monkeypatch.setattr(op_bench, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(harness, "_clock", lambda: next(ticks))
     out = tmp_path / "r.json"
     assert bench.main(["--data", datasets["imagenet"], *TINY, "--auto-augment", "randaugment", "trivialaugment",
                        "--json", str(out)]) == 0
@@ -34,7 +33,7 @@ def test_cost_is_paired_by_round():
     rows = [{"key": "gpumix", "images_per_s": 500.0, "per_round_images_per_s": [500.0, 400.0, 500.0]},
             {"key": "gpumix_autoaugment", "images_per_s": 250.0, "per_round_images_per_s": [250.0, 250.0, 200.0]},
             {"key": "normalize_only", "images_per_s": 510.0, "per_round_images_per_s": [510.0, 510.0, 510.0]}]
-    (cost,) = bench.auto_augment_cost(rows, threads=2)
+    (cost,) = harness.auto_augment_cost(rows, threads=2)
     assert cost["policy"] == "autoaugment" and cost["ms_per_image"] == 4.0 and cost["base_ms_per_image"] == 2.0
     assert cost["per_round_added_ms"] == pytest.approx([2.0, 1.5, 3.0])
     assert cost["added_ms"] == pytest.approx(2.0) and cost["added_core_ms"] == pytest.approx(4.0)

@@ -41,4 +41,4 @@ def test_real_cuda_tests_get_the_switch_and_dali_tests_only_with_dali():
 def test_bad_flags_name_themselves(capsys):
     with pytest.raises(SystemExit):
         gpu_check.parse_args(["--seconds", "0", "--skip", "tests"])
-    assert "--seconds must be > 0, got 0.0" in capsys.readouterr().err
+    assert "argument --seconds: must be > 0, got 0" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpumix.tools import make_dataset as maker
+from gpumix import synthetic as maker
 from gpumix.tools import scan
 
 
