@@ -109,6 +109,13 @@ def _check_batch(images, labels, channels):
                          f"{images.shape[0]} images")
 
 
+def _initial_checkpoint(dali):
+    try:
+        return dali.checkpoints()[0]
+    except ValueError:  # "Cannot access checkpoints with checkpointing disabled"
+        return None
+
+
 def _channel_count(mean):
     if isinstance(mean, torch.Tensor):
         return mean.numel()
@@ -199,26 +206,43 @@ class MixupIterator:
         if not meta:
             raise ValueError(f"reader_name: the pipeline has no reader named {reader_name!r}")
         self._epoch, self._step = 0, 0
+        self._pipeline = pipeline
+        # DALI's own first-batch prefetch is off: this iterator prepares the first batch itself
+        # (_prepare_first_batch), through DALI's public API, to check it before returning.
+        self._dali = DALIGenericIterator(pipeline, list(_OUTPUTS), reader_name=reader_name, auto_reset=True,
+                                         last_batch_policy=_DALI_POLICY[policy], prepare_first_batch=False)
+        # The checkpoint before any batch: what state_dict() reports until the first batch is yielded
+        # (None for a pipeline without checkpointing, whose state_dict() raises DALI's ValueError).
+        self._initial_dali_state = _initial_checkpoint(self._dali)
         if state is not None:
             self._epoch, self._step = self._check_state(state, pipeline)
-        self._pipeline = pipeline
+        self._first = self._prepare_first_batch(pipeline)
+        # A state taken after an epoch's last batch: the first call has just met (and DALI's
+        # auto-reset swallowed) the end of that epoch, which the uninterrupted iterator reports on its
+        # next call. Report it on ours too, so both yield the same sequence.
+        self._pending_end = state is not None and self._first is None
+        self._in_flight = collections.deque()
+
+    def _prepare_first_batch(self, pipeline):
+        """Run DALI for the first batch and check it, so a bad pipeline is refused at construction.
+
+        Returns DALI's first output dict, or None when a pipeline restored at an epoch's end has
+        met that end (DALI's own prefetch, ``prepare_first_batch=True``, does the same).
+        """
         try:
-            self._dali = DALIGenericIterator(pipeline, list(_OUTPUTS), reader_name=reader_name, auto_reset=True,
-                                             last_batch_policy=_DALI_POLICY[policy])
+            first = next(self._dali)[0]
         except RuntimeError as error:
             if "uniform" not in str(error).lower():
                 raise
             raise ValueError(f"pipeline images must all have one fixed size (add a crop or resize): {error}") \
                 from None
-        # DALI prepared the first batch: check it now, so a bad pipeline is refused here.
-        first = getattr(self._dali, "_first_batch", None)
-        if first is not None:
-            _check_batch(first[0]["images"], first[0]["labels"], len(self._mean))
-        # A state taken after an epoch's last batch: DALI's constructor has just met (and
-        # swallowed) the end of that epoch, which the uninterrupted iterator reports on its
-        # next call. Report it on ours too, so both yield the same sequence.
-        self._pending_end = state is not None and first is None
-        self._in_flight = collections.deque()
+        except StopIteration:
+            if not pipeline.is_restored_from_checkpoint:
+                raise RuntimeError("the pipeline yielded no data: with last_batch_policy 'partial' this happens "
+                                   "when the batch size is larger than the shard") from None
+            return None
+        _check_batch(first["images"], first["labels"], len(self._mean))
+        return first
 
     # --- resume -------------------------------------------------------------------------------
     def _check_state(self, state, pipeline):
@@ -226,7 +250,7 @@ class MixupIterator:
             raise ValueError(f"state must be a dict from MixupIterator.state_dict() (format {STATE_FORMAT!r}), "
                              f"got {type(state).__name__}"
                              + (f" with format {state.get('format')!r}" if isinstance(state, dict) else ""))
-        if getattr(pipeline, "_checkpoint", None) != state["dali"]:
+        if not pipeline.is_restored_from_checkpoint or self._initial_dali_state != state["dali"]:
             raise ValueError("state: the pipeline was not restored from this state's DALI checkpoint; create it "
                              "with checkpoint=state['dali'] (gpumix builders) or Pipeline(..., checkpoint=...)")
         seed = None if self._mixup is None else self._mixup.seed
@@ -248,7 +272,10 @@ class MixupIterator:
         ``state=`` over a pipeline created with ``checkpoint=state["dali"]``;
         it then yields what this one would have yielded next.
         """
-        return {"format": STATE_FORMAT, "dali": self._dali.checkpoints()[0], "epoch": self._epoch,
+        # While the first batch is prepared but not yet yielded, DALI's state is still the initial one.
+        held = self._first is not None and self._initial_dali_state is not None
+        dali = self._initial_dali_state if held else self._dali.checkpoints()[0]
+        return {"format": STATE_FORMAT, "dali": dali, "epoch": self._epoch,
                 "step": self._step, "rank": self._rank,
                 "seed": None if self._mixup is None else self._mixup.seed,
                 "erasing_seed": None if self._erasing is None else self._erasing.seed}
@@ -295,7 +322,10 @@ class MixupIterator:
             if self._pending_end:
                 self._pending_end = False
                 raise StopIteration
-            out = next(self._dali)[0]
+            if self._first is not None:
+                out, self._first = self._first, None
+            else:
+                out = next(self._dali)[0]
             while out["images"].shape[0] == 0:
                 # Uneven shards: DALI pads every shard to the largest one's batch count, so under the
                 # PARTIAL policy a smaller shard's last batch can hold padding only. It has no sample to

@@ -9,12 +9,13 @@ DALI's iterators (and gpumix's) find the epoch size by the reader's name,
 drop the padding and count epochs.
 """
 import numpy as np
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import fn, types
 
 from gpumix.datasets import existing_path
 from gpumix.pipelines._common import pipeline_settings
 from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
 from gpumix.pipelines.cifar_files import load_cifar
+from gpumix.pipelines.dali_compat import build_graph
 from gpumix.pipelines.sharding import ShardedSource, SourcePipeline
 
 __all__ = ["cifar_train", "cifar_val", "ShardSource", "InMemoryPipeline"]
@@ -51,7 +52,6 @@ class ShardSource(ShardedSource):
 InMemoryPipeline = SourcePipeline
 
 
-@pipeline_def
 def _cifar(source, train, device, augment=None):
     images, labels = fn.external_source(source=source, num_outputs=2, batch=False, layout=["HWC", ""],
                                         dtype=[types.UINT8, types.INT32])
@@ -78,10 +78,8 @@ def _build(data, train, *, batch_size, dataset, label, device, device_id, shard_
     images, labels = load_cifar(existing_path("data", data), dataset, "train" if train else "test", label)
     source = ShardSource(images, labels, batch_size=batch_size, shard_id=shard_id, num_shards=num_shards,
                          seed=seed, shuffle=train)
-    pipe = _cifar(source, train, device, augment, enable_conditionals=augment is not None, **kwargs)
-    pipe.__class__ = SourcePipeline
-    pipe.gpumix_reader_meta = source.meta()
-    return pipe
+    pipe = SourcePipeline(reader_meta=source.meta(), **kwargs)
+    return build_graph(pipe, _cifar, source, train, device, augment, enable_conditionals=augment is not None)
 
 
 def cifar_train(data, *, batch_size, dataset="cifar10", label="fine", device="auto", device_id=0, shard_id=0,

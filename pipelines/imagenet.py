@@ -9,15 +9,16 @@ of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
 """
 import os
 
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import fn, types
 
-from gpumix.validation import check_bool, check_int
 from gpumix.datasets import SourceKind, data_source
 from gpumix.pipelines._common import READER_NAME, pipeline_settings
-from gpumix.pipelines._failures import make_explaining
+from gpumix.pipelines._failures import ExplainingPipeline, ExplainingSourcePipeline
+from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
+from gpumix.pipelines.dali_compat import build_graph
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.pipelines.webdataset import WebDatasetSource
-from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
+from gpumix.validation import check_bool, check_int
 
 __all__ = ["imagenet_train", "imagenet_val", "train_resize"]
 
@@ -75,33 +76,41 @@ def train_resize(images, crop, antialias=True):
     return fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=antialias)
 
 
-def _build(graph, source, train, *, reader_seed, shard_id, num_shards, reader_workers, **kwargs):
-    """The pipeline of ``graph(source, reader=..., **kwargs)`` with its reader's failure explanation.
+def _build(graph, source, train, pipeline_kwargs, *, reader_workers, enable_conditionals=False, **graph_kwargs):
+    """The pipeline of ``graph(source, reader=..., **graph_kwargs)`` with its reader's failure explanation.
 
-    ``reader_seed`` is the user's seed (the shuffling's, the same on every
-    shard); ``reader_workers`` > 0 reads WebDataset samples in that many
-    worker processes (DALI's parallel external source; the failure replay
-    reads in-process); ``kwargs`` holds the graph's arguments and the
-    Pipeline's. A WebDataset source is fed by a ``WebDatasetSource``, whose pipeline
-    answers ``reader_meta`` for it and names a bad sample as ``tar:key``.
+    ``pipeline_kwargs`` are the Pipeline's (``pipeline_settings``); the
+    reader's seed is ``graph_kwargs["seed"]``, the user's (the shuffling's, the
+    same on every shard); ``reader_workers`` > 0 reads WebDataset samples in
+    that many worker processes (DALI's parallel external source; the failure
+    replay reads in-process). A WebDataset source is fed by a
+    ``WebDatasetSource``, whose pipeline answers ``reader_meta`` for it and
+    names a bad sample as ``tar:key``.
     """
+    reader = {name: graph_kwargs.pop(name) for name in ("seed", "shard_id", "num_shards")}
     feed = None
     if source.kind is SourceKind.WEBDATASET:
-        feed = WebDatasetSource(list(source.paths), list(source.index_files), batch_size=kwargs["batch_size"], shard_id=shard_id,
-                                num_shards=num_shards, seed=reader_seed, shuffle=train, buffer=SHUFFLE_BUFFER)
-    reader = dict(seed=reader_seed, shard_id=shard_id, num_shards=num_shards, feed=feed)
+        feed = WebDatasetSource(list(source.paths), list(source.index_files),
+                                batch_size=pipeline_kwargs["batch_size"], shard_id=reader["shard_id"],
+                                num_shards=reader["num_shards"], seed=reader["seed"], shuffle=train,
+                                buffer=SHUFFLE_BUFFER)
+    reader["feed"] = feed
+    in_graph = reader
     if feed is not None and reader_workers > 0:
         # worker processes read the samples, off the training process's GIL; spawned, as CUDA needs
-        kwargs.update(py_num_workers=reader_workers, py_start_method="spawn")
-        pipe = graph(source, reader=dict(reader, parallel=True), **kwargs)
+        pipeline_kwargs = dict(pipeline_kwargs, py_num_workers=reader_workers, py_start_method="spawn")
+        in_graph = dict(reader, parallel=True)
+    explain = dict(read=lambda: _read(source, shuffle=train, **reader),
+                   lookahead=pipeline_kwargs["prefetch_queue_depth"] + 1)
+    if feed is None:
+        pipe = ExplainingPipeline(**explain, **pipeline_kwargs)
     else:
-        pipe = graph(source, reader=reader, **kwargs)
-    describe = None if feed is None else (lambda i, k: feed.describe(feed.locate(i, k)[1]))
-    return make_explaining(pipe, lambda: _read(source, shuffle=train, **reader), kwargs["prefetch_queue_depth"] + 1,
-                           describe=describe, meta=None if feed is None else feed.meta())
+        pipe = ExplainingSourcePipeline(**explain, describe=lambda i, k: feed.describe(feed.locate(i, k)[1]),
+                                        reader_meta=feed.meta(), **pipeline_kwargs)
+    return build_graph(pipe, graph, source, reader=in_graph, enable_conditionals=enable_conditionals,
+                       **graph_kwargs)
 
 
-@pipeline_def
 def _imagenet_train(source, crop, device, reader, antialias, decoder, augment=None):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
@@ -122,7 +131,6 @@ def _imagenet_train(source, crop, device, reader, antialias, decoder, augment=No
     return images, labels
 
 
-@pipeline_def
 def _imagenet_val(source, crop, resize, device, reader, decoder):
     images, labels = _read(source, shuffle=False, **reader)
     if device == "gpu":
@@ -170,9 +178,9 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = data_source(data)  # fails here, naming the path, not inside DALI's build
-    return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
+    return _build(_imagenet_train, source, True, kwargs, seed=seed, shard_id=shard_id, num_shards=num_shards,
                   reader_workers=reader_workers, crop=crop, device=device, antialias=antialias, decoder=decoder,
-                  augment=augment, enable_conditionals=augment is not None, **kwargs)
+                  augment=augment, enable_conditionals=augment is not None)
 
 
 def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
@@ -191,6 +199,5 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = data_source(data)
-    return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
-                  reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder,
-                  **kwargs)
+    return _build(_imagenet_val, source, False, kwargs, seed=seed, shard_id=shard_id, num_shards=num_shards,
+                  reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder)

@@ -12,6 +12,7 @@ would give, so DALI's iterators and gpumix's find the epoch size by the
 reader's name, drop the padding and count epochs.
 """
 import math
+from typing import Any
 
 from nvidia.dali import Pipeline
 
@@ -64,10 +65,16 @@ class ShardedSource:
 class SourcePipeline(Pipeline):
     """A Pipeline fed by a ``ShardedSource`` that answers ``reader_meta`` for it under ``READER_NAME``.
 
-    Set ``gpumix_reader_meta`` (``source.meta()``) on the instance.
+    ``reader_meta`` is the source's ``meta()``; the other keywords are
+    ``Pipeline``'s. Give it its graph with ``dali_compat.build_graph`` (or
+    DALI's ``with pipe:`` and ``set_outputs``).
     """
 
-    def reader_meta(self, name=None):
+    def __init__(self, *, reader_meta: dict[str, int], **pipeline_kwargs: Any) -> None:
+        super().__init__(**pipeline_kwargs)
+        self.gpumix_reader_meta = dict(reader_meta)
+
+    def reader_meta(self, name: str | None = None) -> dict[str, Any]:
         if name is None:
             return {READER_NAME: dict(self.gpumix_reader_meta), **super().reader_meta()}
         if name == READER_NAME:
