@@ -82,16 +82,19 @@ class ExplainingPipeline(Pipeline):
         self._gpumix_replay = (read, lookahead)
         self._gpumix_describe = describe or _describe_by_position
 
-    def schedule_run(self):
+    def schedule_run(self) -> None:
+        """DALI's ``schedule_run``; a failure raises a DatasetFileError naming the bad files when it can."""
         try:
             return super().schedule_run()
         except RuntimeError as error:
             self._raise_explained(error)
 
-    def outputs(self, cuda_stream=None):
+    def outputs(self, cuda_stream: Any = None) -> Any:
+        """DALI's ``outputs``; a failure raises a DatasetFileError naming the bad files when it can."""
         return self._consume(super().outputs, cuda_stream)
 
-    def share_outputs(self, cuda_stream=None):
+    def share_outputs(self, cuda_stream: Any = None) -> Any:
+        """DALI's ``share_outputs``; a failure raises a DatasetFileError naming the bad files when it can."""
         return self._consume(super().share_outputs, cuda_stream)
 
     # ``run`` is DALI's: ``schedule_run`` then ``outputs``, both explained here.

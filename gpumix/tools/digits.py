@@ -79,6 +79,7 @@ def make_digits(out_dir: str | os.PathLike[str], *, seed: int = 0, test_fraction
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: prints the dataset's folder and returns 0, or prints the error and returns 1."""
     p = argparse.ArgumentParser(prog="gpumix-make-digits", description=(__doc__ or "").splitlines()[0])
     p.add_argument("out", help="folder to write cifar-10-batches-bin/ into")
     p.add_argument("--test-fraction", type=float, default=0.25, help="share of the digits in the test file")

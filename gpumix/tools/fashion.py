@@ -35,7 +35,7 @@ from gpumix.tools.cifar_writer import (
 )
 from gpumix.validation import check_float, check_int
 
-__all__ = ["make_fashion", "read_idx", "main", "DEFAULT_IDX_DIR", "PACKAGE", "IDX_FILES"]
+__all__ = ["make_fashion", "read_idx", "main", "DEFAULT_IDX_DIR", "PACKAGE", "IDX_FILES", "SIDE"]
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 PACKAGE = "dataset-fashion-mnist"
@@ -167,6 +167,7 @@ def make_fashion(idx_dir: str | os.PathLike[str], output: str | os.PathLike[str]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: prints the dataset's folder and returns 0, or prints the error and returns 1."""
     p = argparse.ArgumentParser(prog="gpumix-make-fashion", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--idx-dir", default=DEFAULT_IDX_DIR,
                    help=f"folder of the four Fashion-MNIST IDX files (default: {DEFAULT_IDX_DIR}, "
