@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from nvidia.dali import Pipeline, fn, types
 
-from gpumix.pipelines import dali_compat
+from gpumix.pipelines import cifar_train, dali_compat, imagenet_train
+from gpumix.pipelines._failures import ExplainingPipeline, ExplainingSourcePipeline
+from gpumix.pipelines.sharding import SourcePipeline
 
 
 @pytest.mark.parametrize("name", dali_compat.DALI_INTERNALS)
@@ -58,3 +60,13 @@ def test_missing_internal_is_named_with_the_dali_version(monkeypatch):
                                            r"nvidia\.dali\.pipeline\._no_such_helper"):
         dali_compat.build_graph(_Tagged(batch_size=1, num_threads=1, device_id=None), _graph, 1.0,
                                 enable_conditionals=True)
+
+
+def test_builders_create_their_pipeline_classes_directly(datasets):
+    common = dict(batch_size=2, device="cpu", num_threads=1)
+    assert type(cifar_train(datasets["cifar10-binary"], **common)) is SourcePipeline
+    assert type(imagenet_train(datasets["imagenet"], crop=16, **common)) is ExplainingPipeline
+    shards = imagenet_train(datasets["webdataset"], crop=16, auto_augment="randaugment", **common)
+    assert type(shards) is ExplainingSourcePipeline
+    shards.build()
+    assert shards.reader_meta("Reader")["epoch_size"] > 0
