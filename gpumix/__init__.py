@@ -11,10 +11,15 @@ Public API:
 Importing gpumix loads torch and numpy only: numba and the kernels are
 imported on first use, and nothing touches a GPU.
 """
+from typing import TYPE_CHECKING, Any
+
 from gpumix.erasing import ErasingParams, RandomErasing
 from gpumix.mixup import MixMode, Mixup
 from gpumix.ops import mix_normalize, normalize
 from gpumix.params import MixParams
+
+if TYPE_CHECKING:  # for type checkers only: at run time they are loaded lazily (below)
+    from gpumix.iterator import LastBatch, MixedBatch, MixupIterator
 
 __version__ = "0.1.0"
 __all__ = ["Mixup", "MixMode", "MixParams", "RandomErasing", "ErasingParams", "mix_normalize", "normalize",
@@ -23,7 +28,7 @@ __all__ = ["Mixup", "MixMode", "MixParams", "RandomErasing", "ErasingParams", "m
 _LAZY = ("MixupIterator", "MixedBatch", "LastBatch")
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # The iterator imports nvidia.dali: load it only when it is asked for.
     if name in _LAZY:
         from gpumix import iterator

@@ -24,11 +24,11 @@ _HUGE_PAGE = 2 << 20
 _POOL_LIMIT = 1 << 30
 
 _lock = threading.Lock()
-_free = {}  # nbytes -> list of mmap objects no tensor uses
+_free: dict[int, list[mmap.mmap]] = {}  # nbytes -> list of mmap objects no tensor uses
 _free_bytes = 0
 
 
-def _release(buf):
+def _release(buf: mmap.mmap) -> None:
     # Runs as the last array on buf is finalized; past the limit, dropping the
     # reference unmaps buf once that array has let go of it.
     global _free_bytes
@@ -38,7 +38,7 @@ def _release(buf):
             _free_bytes += len(buf)
 
 
-def _mapping(nbytes):
+def _mapping(nbytes: int) -> mmap.mmap:
     global _free_bytes
     with _lock:
         pooled = _free.get(nbytes)
@@ -50,7 +50,8 @@ def _mapping(nbytes):
     return buf
 
 
-def empty_output(shape, dtype, device, channels_last):
+def empty_output(shape: tuple[int, int, int, int], dtype: torch.dtype, device: torch.device,
+                 channels_last: bool) -> torch.Tensor:
     """Uninitialized tensor of logical ``shape`` (B, C, H, W): contiguous NCHW or channels_last.
 
     On the CPU, outputs of at least 2 MiB come from the huge-page pool;

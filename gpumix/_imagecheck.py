@@ -6,8 +6,8 @@ from PIL import Image, UnidentifiedImageError
 __all__ = ["why_undecodable"]
 
 
-def why_undecodable(data):
-    """None if ``data`` (bytes-like) decodes completely, else the reason it does not."""
+def why_undecodable(data: bytes | bytearray | memoryview) -> str | None:
+    """None if ``data`` (bytes-like, not modified) decodes completely, else the reason it does not."""
     if len(data) == 0:
         return "empty file"
     try:

@@ -10,7 +10,7 @@ import functools
 import importlib.metadata
 import warnings
 
-__all__ = ["gpu_problem", "resolve_device", "dali_cuda_major", "GPUUnavailableError"]
+__all__ = ["gpu_problem", "resolve_device", "dali_cuda_major", "driver_cuda_major", "GPUUnavailableError", "DEVICES"]
 
 DEVICES = ("auto", "gpu", "cpu")
 
@@ -19,7 +19,7 @@ class GPUUnavailableError(RuntimeError):
     """device='gpu' was asked for on a machine that cannot run it; the message says what is missing."""
 
 
-def dali_cuda_major():
+def dali_cuda_major() -> int | None:
     """The CUDA major version of the installed DALI build (13 for nvidia-dali-cuda130), or None without DALI."""
     for major, name in ((13, "nvidia-dali-cuda130"), (12, "nvidia-dali-cuda120"), (11, "nvidia-dali-cuda110")):
         try:
@@ -30,8 +30,8 @@ def dali_cuda_major():
     return None
 
 
-def _driver_cuda_major():
-    # The newest CUDA major version the installed driver supports, through cuda-python's public binding.
+def driver_cuda_major() -> int | None:
+    """The newest CUDA major version the installed driver supports (cuda-python's binding), or None."""
     try:
         from cuda.bindings import driver
     except ImportError:
@@ -41,7 +41,7 @@ def _driver_cuda_major():
 
 
 @functools.lru_cache(maxsize=1)
-def gpu_problem():
+def gpu_problem() -> str | None:
     """None when gpumix's GPU path can run here, else a sentence saying what is missing (cached)."""
     import torch
     if torch.version.cuda is None:
@@ -50,17 +50,17 @@ def gpu_problem():
         return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no usable GPU: no NVIDIA GPU is "
                 "visible, or its driver is missing or too old")
     dali = dali_cuda_major()
-    driver = _driver_cuda_major()
+    driver = driver_cuda_major()
     if dali is not None and driver is not None and driver < dali:
         return (f"the installed DALI is built for CUDA {dali}, but the NVIDIA driver supports CUDA {driver} at "
                 f"most: install gpumix[cuda{driver}] or a newer driver")
     return None
 
 
-_said = set()
+_said: set[str] = set()  # the fallback reasons already warned about
 
 
-def resolve_device(device, name="device"):
+def resolve_device(device: str, name: str = "device") -> str:
     """'gpu' or 'cpu' for ``device`` in ('auto', 'gpu', 'cpu').
 
     'auto' is 'gpu' when ``gpu_problem()`` finds nothing missing, else 'cpu',

@@ -30,7 +30,7 @@ import torch
 
 from gpumix.validation import check_float, check_int
 
-__all__ = ["RandomErasing", "ErasingParams", "ERASING_MODES"]
+__all__ = ["RandomErasing", "ErasingParams", "ERASING_MODES", "ATTEMPTS"]
 
 ERASING_MODES = ("const", "rand", "pixel")
 # Tags the erasing stream in the seed sequence (Mixup uses its own tag), so the two never draw the same numbers.
@@ -56,7 +56,7 @@ class ErasingParams:
     keys: torch.Tensor
     noise: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.boxes, torch.Tensor) or self.boxes.dtype != torch.int32 or self.boxes.dim() != 3 \
                 or self.boxes.shape[2] != 4:
             raise TypeError(f"boxes must be an int32 tensor (B, M, 4), got {_describe(self.boxes)}")
@@ -80,18 +80,19 @@ class ErasingParams:
             raise ValueError("keys must be in [0, 2**32)")
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
+        """B, the number of samples."""
         return self.boxes.shape[0]
 
     @property
-    def extent(self):
+    def extent(self) -> tuple[int, int]:
         """(max y1, max x1) over every box: the image must be at least this large."""
         if self.boxes.numel() == 0:
             return 0, 0
         return int(self.boxes[..., 2].max()), int(self.boxes[..., 3].max())
 
 
-def _describe(value):
+def _describe(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"{value.dtype} {tuple(value.shape)}"
     return type(value).__name__
@@ -111,13 +112,13 @@ class RandomErasing:
 
     prob: float = 0.25
     mode: str = "const"
-    area: tuple = (0.02, 1 / 3)
-    aspect: tuple = (0.3, 1 / 0.3)
+    area: tuple[float, float] = (0.02, 1 / 3)
+    aspect: tuple[float, float] = (0.3, 1 / 0.3)
     min_count: int = 1
     max_count: int = 1
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_float("prob", self.prob, 0.0, 1.0)
         if self.mode not in ERASING_MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, ERASING_MODES))}, got {self.mode!r}")
@@ -135,10 +136,12 @@ class RandomErasing:
             raise ValueError(f"max_count must be >= min_count = {self.min_count}, got {self.max_count}")
         check_int("seed", self.seed, 0)
 
-    def sample(self, batch_size, image_size, channels=3, *, epoch, step, rank=0):
+    def sample(self, batch_size: int, image_size: tuple[int, int] | list[int], channels: int = 3, *, epoch: int,
+               step: int, rank: int = 0) -> ErasingParams:
         """Draw the ``ErasingParams`` of one batch, on the CPU, from ``(seed, epoch, step, rank)`` alone.
 
-        image_size: (H, W); channels: C of the batch (1 or 3), for the colors.
+        image_size: (H, W); channels: C of the batch (1 or 3), for the colors. Returns int32 boxes
+        (B, M, 4), float32 colors (B, M, C) and int64 keys (B,) with M = ``max_count``.
         """
         n = check_int("batch_size", batch_size, 1)
         if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:

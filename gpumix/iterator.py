@@ -7,6 +7,8 @@ the fused operator. Importing this module imports nvidia.dali.
 import collections
 import enum
 import typing
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from nvidia.dali import Pipeline
@@ -60,18 +62,19 @@ class MixedBatch(typing.NamedTuple):
 
     images: torch.Tensor
     targets: torch.Tensor
-    clean: torch.Tensor
-    index: torch.Tensor
+    clean: torch.Tensor | None
+    # shadows tuple.index (the method): the field's name is public API, kept
+    index: torch.Tensor  # type: ignore[assignment]
     lam: torch.Tensor
     labels: torch.Tensor
 
 
-def _describe_outputs(pipe):
+def _describe_outputs(pipe: Pipeline) -> str:
     dtypes, ndims = pipe.output_dtype(), pipe.output_ndim()
     return ", ".join(f"{d} with {n} dims" for d, n in zip(dtypes, ndims))
 
 
-def _check_pipeline(pipe):
+def _check_pipeline(pipe: object) -> None:
     """Build ``pipe`` and refuse it unless its outputs are (uint8 HWC images, integer labels).
 
     Types DALI cannot tell before running (None) are checked on the first batch.
@@ -86,7 +89,7 @@ def _check_pipeline(pipe):
     _check_types(image_type, image_ndim, label_type, label_ndim)
 
 
-def _check_types(image_type, image_ndim, label_type, label_ndim):
+def _check_types(image_type: Any, image_ndim: int | None, label_type: Any, label_ndim: int | None) -> None:
     if image_type not in (None, dali_types.DALIDataType.UINT8, torch.uint8) or image_ndim not in (None, 3):
         raise ValueError(f"pipeline output 0 must be uint8 HWC images (3 dims), got {image_type} with "
                          f"{image_ndim} dims")
@@ -98,7 +101,7 @@ def _check_types(image_type, image_ndim, label_type, label_ndim):
                          f"{label_type} with {label_ndim} dims")
 
 
-def _check_batch(images, labels, channels):
+def _check_batch(images: torch.Tensor, labels: torch.Tensor, channels: int) -> None:
     """Refuse a batch that breaks the pipeline contract, saying what it got (torch tensors, batch first)."""
     _check_types(images.dtype, images.dim() - 1, labels.dtype, labels.dim() - 1)
     if images.shape[-1] != channels:
@@ -109,7 +112,14 @@ def _check_batch(images, labels, channels):
                          f"{images.shape[0]} images")
 
 
-def _channel_count(mean):
+def _initial_checkpoint(dali: DALIGenericIterator) -> str | bytes | None:
+    try:
+        return dali.checkpoints()[0]
+    except ValueError:  # "Cannot access checkpoints with checkpointing disabled"
+        return None
+
+
+def _channel_count(mean: object) -> int | None:
     if isinstance(mean, torch.Tensor):
         return mean.numel()
     return len(mean) if isinstance(mean, (list, tuple)) else None
@@ -156,9 +166,12 @@ class MixupIterator:
     runs on torch's current stream, ordered after DALI's copy of the batch.
     """
 
-    def __init__(self, pipeline, mixup, *, mean, std, dtype=torch.float32, channels_last=False,
-                 reader_name="Reader", last_batch_policy="partial", return_clean=False, return_params=False, rank=0,
-                 state=None, num_classes=None, erasing=None):
+    def __init__(self, pipeline: Pipeline, mixup: Mixup | None, *, mean: Sequence[float] | torch.Tensor,
+                 std: Sequence[float] | torch.Tensor, dtype: torch.dtype = torch.float32, channels_last: bool = False,
+                 reader_name: str = "Reader", last_batch_policy: LastBatch | str = "partial",
+                 return_clean: bool = False, return_params: bool = False, rank: int = 0,
+                 state: dict[str, Any] | None = None, num_classes: int | None = None,
+                 erasing: RandomErasing | None = None) -> None:
         if mixup is not None and not isinstance(mixup, Mixup):
             raise TypeError(f"mixup must be a gpumix.Mixup or None, got {type(mixup).__name__}")
         if erasing is not None and not isinstance(erasing, RandomErasing):
@@ -199,34 +212,51 @@ class MixupIterator:
         if not meta:
             raise ValueError(f"reader_name: the pipeline has no reader named {reader_name!r}")
         self._epoch, self._step = 0, 0
+        self._pipeline = pipeline
+        # DALI's own first-batch prefetch is off: this iterator prepares the first batch itself
+        # (_prepare_first_batch), through DALI's public API, to check it before returning.
+        self._dali = DALIGenericIterator(pipeline, list(_OUTPUTS), reader_name=reader_name, auto_reset=True,
+                                         last_batch_policy=_DALI_POLICY[policy], prepare_first_batch=False)
+        # The checkpoint before any batch: what state_dict() reports until the first batch is yielded
+        # (None for a pipeline without checkpointing, whose state_dict() raises DALI's ValueError).
+        self._initial_dali_state = _initial_checkpoint(self._dali)
         if state is not None:
             self._epoch, self._step = self._check_state(state, pipeline)
-        self._pipeline = pipeline
+        self._first = self._prepare_first_batch(pipeline)
+        # A state taken after an epoch's last batch: the first call has just met (and DALI's
+        # auto-reset swallowed) the end of that epoch, which the uninterrupted iterator reports on its
+        # next call. Report it on ours too, so both yield the same sequence.
+        self._pending_end = state is not None and self._first is None
+        self._in_flight: collections.deque[tuple[torch.cuda.Event, torch.Tensor]] = collections.deque()
+
+    def _prepare_first_batch(self, pipeline: Pipeline) -> dict[str, torch.Tensor] | None:
+        """Run DALI for the first batch and check it, so a bad pipeline is refused at construction.
+
+        Returns DALI's first output dict, or None when a pipeline restored at an epoch's end has
+        met that end (DALI's own prefetch, ``prepare_first_batch=True``, does the same).
+        """
         try:
-            self._dali = DALIGenericIterator(pipeline, list(_OUTPUTS), reader_name=reader_name, auto_reset=True,
-                                             last_batch_policy=_DALI_POLICY[policy])
+            first = next(self._dali)[0]
         except RuntimeError as error:
             if "uniform" not in str(error).lower():
                 raise
             raise ValueError(f"pipeline images must all have one fixed size (add a crop or resize): {error}") \
                 from None
-        # DALI prepared the first batch: check it now, so a bad pipeline is refused here.
-        first = getattr(self._dali, "_first_batch", None)
-        if first is not None:
-            _check_batch(first[0]["images"], first[0]["labels"], len(self._mean))
-        # A state taken after an epoch's last batch: DALI's constructor has just met (and
-        # swallowed) the end of that epoch, which the uninterrupted iterator reports on its
-        # next call. Report it on ours too, so both yield the same sequence.
-        self._pending_end = state is not None and first is None
-        self._in_flight = collections.deque()
+        except StopIteration:
+            if not pipeline.is_restored_from_checkpoint:
+                raise RuntimeError("the pipeline yielded no data: with last_batch_policy 'partial' this happens "
+                                   "when the batch size is larger than the shard") from None
+            return None
+        _check_batch(first["images"], first["labels"], len(self._mean))
+        return first
 
     # --- resume -------------------------------------------------------------------------------
-    def _check_state(self, state, pipeline):
+    def _check_state(self, state: object, pipeline: Pipeline) -> tuple[int, int]:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ValueError(f"state must be a dict from MixupIterator.state_dict() (format {STATE_FORMAT!r}), "
                              f"got {type(state).__name__}"
                              + (f" with format {state.get('format')!r}" if isinstance(state, dict) else ""))
-        if getattr(pipeline, "_checkpoint", None) != state["dali"]:
+        if not pipeline.is_restored_from_checkpoint or self._initial_dali_state != state["dali"]:
             raise ValueError("state: the pipeline was not restored from this state's DALI checkpoint; create it "
                              "with checkpoint=state['dali'] (gpumix builders) or Pipeline(..., checkpoint=...)")
         seed = None if self._mixup is None else self._mixup.seed
@@ -240,7 +270,7 @@ class MixupIterator:
                              f"{erasing_seed!r}")
         return check_int("state['epoch']", state["epoch"], 0), check_int("state['step']", state["step"], 0)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Plain Python data to resume from: DALI's checkpoint under ``"dali"``, and the epoch/step counters.
 
         ``epoch`` counts finished epochs; ``step`` counts the batches yielded
@@ -248,37 +278,41 @@ class MixupIterator:
         ``state=`` over a pipeline created with ``checkpoint=state["dali"]``;
         it then yields what this one would have yielded next.
         """
-        return {"format": STATE_FORMAT, "dali": self._dali.checkpoints()[0], "epoch": self._epoch,
+        # While the first batch is prepared but not yet yielded, DALI's state is still the initial one.
+        held = self._first is not None and self._initial_dali_state is not None
+        dali = self._initial_dali_state if held else self._dali.checkpoints()[0]
+        return {"format": STATE_FORMAT, "dali": dali, "epoch": self._epoch,
                 "step": self._step, "rank": self._rank,
                 "seed": None if self._mixup is None else self._mixup.seed,
                 "erasing_seed": None if self._erasing is None else self._erasing.seed}
 
     # --- iteration ----------------------------------------------------------------------------
     @property
-    def erasing(self):
+    def erasing(self) -> RandomErasing | None:
         """The ``RandomErasing`` applied to every batch, or None."""
         return self._erasing
 
     @property
-    def epoch(self):
+    def epoch(self) -> int:
         """The epoch the next batch belongs to (0-based)."""
         return self._epoch
 
     @property
-    def step(self):
+    def step(self) -> int:
         """Batches yielded so far in the current epoch."""
         return self._step
 
     @property
-    def mixup(self):
+    def mixup(self) -> Mixup | None:
         """The ``Mixup`` config, or None when the iterator only normalizes."""
         return self._mixup
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
+        """The pipeline's batch size (the last batch of an epoch may be smaller under the PARTIAL policy)."""
         return self._pipeline.max_batch_size
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Batches per epoch on this shard, under the last-batch policy (DALI's count).
 
         With shards of unequal sizes and the PARTIAL policy, a smaller shard
@@ -287,15 +321,18 @@ class MixupIterator:
         """
         return len(self._dali)
 
-    def __iter__(self):
+    def __iter__(self) -> "MixupIterator":
         return self
 
-    def __next__(self):
+    def __next__(self) -> tuple[torch.Tensor, ...] | MixedBatch:
         try:
             if self._pending_end:
                 self._pending_end = False
                 raise StopIteration
-            out = next(self._dali)[0]
+            if self._first is not None:
+                out, self._first = self._first, None
+            else:
+                out = next(self._dali)[0]
             while out["images"].shape[0] == 0:
                 # Uneven shards: DALI pads every shard to the largest one's batch count, so under the
                 # PARTIAL policy a smaller shard's last batch can hold padding only. It has no sample to
@@ -315,7 +352,7 @@ class MixupIterator:
         self._step += 1
         return result
 
-    def _apply(self, images, labels):
+    def _apply(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...] | MixedBatch:
         erasing = None
         if self._erasing is not None:
             erasing = self._erasing.sample(images.shape[0], (images.shape[1], images.shape[2]), images.shape[3],
@@ -340,7 +377,7 @@ class MixupIterator:
         return MixedBatch(outputs[0], outputs[1], clean, params.index.to(device, non_blocking=True),
                           params.lam.to(device, non_blocking=True), labels.to(device, non_blocking=True))
 
-    def _hold(self, images):
+    def _hold(self, images: torch.Tensor) -> None:
         """Keep a GPU batch's DALI buffer alive until the kernel reading it has finished."""
         if not images.is_cuda:
             return

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpumix.validation import check_bool, check_float, check_int
 from gpumix.params import MixParams
+from gpumix.validation import check_bool, check_float, check_int
 
 __all__ = ["Mixup", "MixMode"]
 
@@ -60,12 +60,12 @@ class Mixup:
     switch_prob: float = 0.5
     mode: MixMode = MixMode.BATCH
     label_smoothing: float = 0.0
-    cutmix_minmax: tuple | None = None
+    cutmix_minmax: tuple[float, float] | None = None
     correct_lam: bool = True
     seed: int = 0
     off_epoch: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_int("num_classes", self.num_classes, 2)
         check_float("alpha", self.alpha, 0.0, math.inf)
         check_float("cutmix_alpha", self.cutmix_alpha, 0.0, math.inf)
@@ -90,11 +90,13 @@ class Mixup:
             object.__setattr__(self, "cutmix_minmax", (float(mm[0]), float(mm[1])))
 
     @property
-    def mixup_enabled(self):
+    def mixup_enabled(self) -> bool:
+        """Whether mixup (a blend with weight lam) is on: ``alpha > 0``."""
         return self.alpha > 0
 
     @property
-    def cutmix_enabled(self):
+    def cutmix_enabled(self) -> bool:
+        """Whether CutMix (a pasted box) is on: ``cutmix_alpha > 0`` or ``cutmix_minmax`` set."""
         return self.cutmix_alpha > 0 or self.cutmix_minmax is not None
 
     def mixing_on(self, epoch: int) -> bool:
@@ -102,7 +104,8 @@ class Mixup:
         epoch = check_int("epoch", epoch, 0)
         return self.off_epoch is None or epoch < self.off_epoch
 
-    def sample(self, batch_size, image_size, *, epoch, step, rank=0):
+    def sample(self, batch_size: int, image_size: tuple[int, int] | list[int], *, epoch: int, step: int,
+               rank: int = 0) -> MixParams:
         """Draw the ``MixParams`` of one batch, on the CPU.
 
         batch_size: B >= 1 (odd sizes work). image_size: (H, W) of the batch,
@@ -110,6 +113,7 @@ class Mixup:
         ``(seed, epoch, step, rank)``, never on global RNG state, process or
         thread. ``boxes`` is None when CutMix is off, and from ``off_epoch`` on,
         where the result is the identity: lam 1, index ``arange(B)``, no boxes.
+        The tensors are float32 lam (B,), int64 index (B,) and int32 boxes (B, 4).
         """
         n = check_int("batch_size", batch_size, 1)
         if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
@@ -143,7 +147,8 @@ class Mixup:
             torch.from_numpy(boxes.astype(np.int32)) if self.cutmix_enabled else None,
         )
 
-    def _draw(self, rng, count, height, width):
+    def _draw(self, rng: np.random.Generator, count: int, height: int,
+              width: int) -> tuple[np.ndarray, np.ndarray]:
         """``count`` independent (lam, box) draws; empty boxes where no CutMix happens."""
         lam = np.ones(count)
         boxes = np.zeros((count, 4), dtype=np.int64)
@@ -163,7 +168,8 @@ class Mixup:
             lam[cut] = lam_cut
         return lam, boxes
 
-    def _boxes(self, rng, count, height, width):
+    def _boxes(self, rng: np.random.Generator, count: int, height: int,
+               width: int) -> tuple[np.ndarray, np.ndarray]:
         """CutMix lam and clipped boxes as in timm's ``rand_bbox``/``rand_bbox_minmax``."""
         if self.cutmix_minmax is not None:
             lo, hi = self.cutmix_minmax

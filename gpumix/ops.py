@@ -3,22 +3,30 @@ import functools
 import importlib
 import os
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
 import torch
 
 from gpumix._alloc import empty_output
-from gpumix.validation import OUTPUT_DTYPES, check_bool, check_float, check_int, check_label_range, check_output
 from gpumix.erasing import ErasingParams
 from gpumix.params import MixParams
+from gpumix.validation import OUTPUT_DTYPES, check_bool, check_float, check_int, check_label_range, check_output
 
-__all__ = ["mix_normalize", "normalize", "simulate_cuda", "OUTPUT_DTYPES", "SIMULATE_CUDA_VARIABLE"]
+__all__ = ["mix_normalize", "normalize", "kernel_module", "simulate_cuda", "OUTPUT_DTYPES", "SIMULATE_CUDA_VARIABLE",
+           "Statistics"]
+
+# Per-channel mean or std: a sequence of C floats or a tensor of C values.
+Statistics = Sequence[float] | torch.Tensor
 
 # With this environment variable at 1, CPU tensors run the CUDA kernel under numba's simulator.
 SIMULATE_CUDA_VARIABLE = "GPUMIX_SIMULATE_CUDA"
 
 
-def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smoothing=0.0,
-                  dtype=torch.float32, channels_last=False, return_clean=False, erasing=None):
+def mix_normalize(batch: torch.Tensor, labels: torch.Tensor, params: MixParams, *, mean: Statistics, std: Statistics,
+                  num_classes: int, label_smoothing: float = 0.0, dtype: torch.dtype = torch.float32,
+                  channels_last: bool = False, return_clean: bool = False,
+                  erasing: ErasingParams | None = None) -> tuple[torch.Tensor, ...]:
     """Mix, normalize, transpose and cast a uint8 batch in one pass; return ``(images, targets)``.
 
     Args:
@@ -48,6 +56,8 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
         targets: float32 ``(B, K)``, ``lam*s(y_i) + (1-lam)*s(y_j)`` with
             ``s = (1-eps)*onehot + eps/K``.
         clean (only with return_clean): like images, without mixing.
+
+    All outputs are freshly allocated; batch, labels, params and erasing are only read.
     """
     n, height, width, channels = _check_batch(batch)
     k = check_int("num_classes", num_classes, 2)
@@ -81,7 +91,8 @@ def mix_normalize(batch, labels, params, *, mean, std, num_classes, label_smooth
     return _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean, erasing)
 
 
-def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False, erasing=None):
+def normalize(batch: torch.Tensor, *, mean: Statistics, std: Statistics, dtype: torch.dtype = torch.float32,
+              channels_last: bool = False, erasing: ErasingParams | None = None) -> torch.Tensor:
     """Normalize, transpose and cast a uint8 batch in one pass, without mixing: the operator's identity.
 
     Args and output layout as ``mix_normalize`` (batch uint8 ``(B, H, W, C)``,
@@ -100,7 +111,7 @@ def normalize(batch, *, mean, std, dtype=torch.float32, channels_last=False, era
     return images
 
 
-def _check_erasing(erasing, n, height, width, channels):
+def _check_erasing(erasing: object, n: int, height: int, width: int, channels: int) -> None:
     if erasing is None:
         return
     if not isinstance(erasing, ErasingParams):
@@ -115,7 +126,7 @@ def _check_erasing(erasing, n, height, width, channels):
                          f"y1 = {y1}, x1 = {x1}")
 
 
-def _check_batch(batch):
+def _check_batch(batch: object) -> tuple[int, int, int, int]:
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
     if batch.layout != torch.strided:
@@ -134,7 +145,9 @@ def _check_batch(batch):
     return n, height, width, channels
 
 
-def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, return_clean, erasing=None):
+def _launch(batch: torch.Tensor, labels: torch.Tensor, params: MixParams, mean: list[float], std: list[float], k: int,
+            eps: float, dtype: torch.dtype, channels_last: bool, return_clean: bool,
+            erasing: ErasingParams | None = None) -> tuple[torch.Tensor, ...]:
     """Allocate the outputs and run the CUDA kernel or the CPU twin; arguments already validated."""
     n, height, width, channels = batch.shape
     device = batch.device
@@ -153,7 +166,7 @@ def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, retu
 
     # Imported here, not at module level: importing gpumix must not load numba. The kernel module
     # comes first: GPUMIX_SIMULATE_CUDA must switch on the simulator before numba is imported.
-    kernel = _kernel(batch)
+    kernel = kernel_module(batch)
     from gpumix.kernels import arith
     encoding = {torch.float32: arith.ENC_F32, torch.float16: arith.ENC_F16, torch.bfloat16: arith.ENC_BF16}
     erase = None if erasing is None else (erasing.boxes.to(device, non_blocking=True),
@@ -161,23 +174,25 @@ def _launch(batch, labels, params, mean, std, k, eps, dtype, channels_last, retu
                                           erasing.keys.to(device, non_blocking=True), erasing.noise)
     kernel.launch(batch.contiguous(), labels, params.lam, params.index, boxes, mean, inv_std, eps,
                   encoding[dtype], raw(images), targets, raw(clean), erase)
-    return (images, targets, clean) if return_clean else (images, targets)
+    return (images, targets) if clean is None else (images, targets, clean)
 
 
 @functools.lru_cache(maxsize=32)
-def _no_boxes(device, n):
+def _no_boxes(device: torch.device, n: int) -> torch.Tensor:
     # All-empty boxes (plain mixup), made once per device and batch size: the kernels only read them.
     return torch.zeros((n, 4), dtype=torch.int32, device=device)
 
 
-def _kernel(batch):
-    """The module that runs ``batch``: the CUDA kernel for CUDA tensors (or, with ``GPUMIX_SIMULATE_CUDA=1``,
-    for CPU tensors under numba's simulator), the CPU twin otherwise."""
+def kernel_module(batch: torch.Tensor) -> ModuleType:
+    """The kernel module that runs ``batch``: ``gpumix.kernels.mix_normalize_cuda`` for CUDA tensors (or, with
+    ``GPUMIX_SIMULATE_CUDA=1``, for CPU tensors under numba's simulator), ``mix_normalize_cpu`` otherwise.
+
+    Both have ``launch(...)`` with the same arguments. Importing one imports numba."""
     cuda = batch.is_cuda or simulate_cuda()
     return importlib.import_module("gpumix.kernels." + ("mix_normalize_cuda" if cuda else "mix_normalize_cpu"))
 
 
-def simulate_cuda():
+def simulate_cuda() -> bool:
     """Whether ``GPUMIX_SIMULATE_CUDA=1`` asks CPU tensors to run the CUDA kernel under numba's simulator.
 
     The switch must be set before numba is imported (gpumix imports it on the
@@ -191,7 +206,7 @@ def simulate_cuda():
     if "numba" not in sys.modules:
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
     from numba import config
-    if not config.ENABLE_CUDASIM:
+    if not config.ENABLE_CUDASIM:  # type: ignore[attr-defined]  # numba sets its config attributes at run time
         raise RuntimeError(f"{SIMULATE_CUDA_VARIABLE}=1 needs numba's simulator, but numba was imported before "
                            "it could be switched on: set NUMBA_ENABLE_CUDASIM=1 too, or set "
                            f"{SIMULATE_CUDA_VARIABLE} before anything imports numba")

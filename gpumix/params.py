@@ -7,7 +7,7 @@ import torch
 __all__ = ["MixParams"]
 
 
-def _check_tensor(name, value, dtype, shape):
+def _check_tensor(name: str, value: object, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of dtype {dtype}, got {type(value).__name__}")
     if value.dtype != dtype:
@@ -40,9 +40,9 @@ class MixParams:
     boxes: torch.Tensor | None = None
     # (max y1, max x1) over all boxes, kept so the operator can check boxes
     # against the image size without reading device memory again.
-    box_extent: tuple = field(init=False, repr=False, compare=False, default=(0, 0))
+    box_extent: tuple[int, int] = field(init=False, repr=False, compare=False, default=(0, 0))
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.lam, torch.Tensor):
             raise TypeError(f"lam must be a torch.Tensor of dtype torch.float32, got {type(self.lam).__name__}")
         if self.lam.dim() != 1 or self.lam.numel() == 0:
@@ -88,19 +88,21 @@ class MixParams:
             object.__setattr__(self, "box_extent", (int(y1.max()), int(x1.max())))
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
+        """B, the number of samples."""
         return self.lam.numel()
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
+        """The device of lam, index and boxes."""
         return self.lam.device
 
     @classmethod
-    def identity(cls, batch_size):
+    def identity(cls, batch_size: int) -> "MixParams":
         """Parameters that leave every sample unmixed: lam 1, index ``arange(B)``, no boxes."""
         return cls(torch.ones(batch_size, dtype=torch.float32), torch.arange(batch_size, dtype=torch.int64))
 
-    def to(self, device, non_blocking=False):
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
         """A copy on ``device`` (itself when already there), without revalidating values."""
         device = torch.device(device)
         if device == self.device:

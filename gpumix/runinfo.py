@@ -4,6 +4,7 @@ import os
 import platform
 import subprocess
 from importlib import metadata
+from typing import Any
 
 __all__ = ["run_record"]
 
@@ -11,7 +12,7 @@ _PACKAGES = ("gpumix", "torch", "torchvision", "numpy", "numba", "numba-cuda", "
              "nvidia-dali-cuda120", "timm")
 
 
-def _git_hash():
+def _git_hash() -> str | None:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
@@ -20,14 +21,14 @@ def _git_hash():
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _version(name):
+def _version(name: str) -> str | None:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
 
 
-def run_record(settings, device_name):
+def run_record(settings: dict[str, Any], device_name: str | None) -> dict[str, Any]:
     """A JSON-ready dict: ``settings`` (dict) plus date, machine, device, versions and git hash."""
     return {
         "settings": settings,

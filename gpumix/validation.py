@@ -1,6 +1,7 @@
 """gpumix's one validation module: argument checks whose errors name the argument and the bad value."""
 import math
 import numbers
+from collections.abc import Sequence
 
 import torch
 
@@ -12,7 +13,7 @@ OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
-def check_int(name, value, minimum):
+def check_int(name: str, value: object, minimum: int) -> int:
     """Return ``value`` as int; TypeError unless an integer (bools refused), ValueError if < minimum."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")
@@ -21,7 +22,7 @@ def check_int(name, value, minimum):
     return int(value)
 
 
-def check_float(name, value, low, high, *, high_open=False):
+def check_float(name: str, value: object, low: float, high: float, *, high_open: bool = False) -> float:
     """Return ``value`` as float; it must be a finite real in ``[low, high]`` (``[low, high)`` if high_open).
 
     ``high`` may be ``math.inf`` for no upper bound.
@@ -36,13 +37,14 @@ def check_float(name, value, low, high, *, high_open=False):
     return value
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value``; TypeError unless it is a bool."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r}")
     return value
 
 
-def channel_floats(name, values, channels):
+def channel_floats(name: str, values: Sequence[float] | torch.Tensor, channels: int) -> list[float]:
     """``values`` (a sequence or tensor) as ``channels`` finite floats; errors name ``name``."""
     if isinstance(values, torch.Tensor):
         if values.device.type == "meta":
@@ -59,7 +61,7 @@ def channel_floats(name, values, channels):
     return [float(v) for v in values]
 
 
-def check_label_range(labels, num_classes):
+def check_label_range(labels: torch.Tensor, num_classes: int) -> None:
     """ValueError naming the first of the integer ``labels`` outside ``[0, num_classes)``; one device sync on CUDA."""
     bad = (labels < 0) | (labels >= num_classes)
     if bad.any():
@@ -67,7 +69,8 @@ def check_label_range(labels, num_classes):
         raise ValueError(f"labels must be in [0, {num_classes}), got labels[{i}] = {int(labels[i])}")
 
 
-def check_output(channels, mean, std, dtype, channels_last):
+def check_output(channels: int, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor,
+                 dtype: torch.dtype, channels_last: bool) -> tuple[list[float], list[float]]:
     """The output settings checked: (mean, std) as float lists, refused if ``dtype`` cannot hold the results."""
     mean = channel_floats("mean", mean, channels)
     std = channel_floats("std", std, channels)

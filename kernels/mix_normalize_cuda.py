@@ -31,6 +31,8 @@ Blocks with ``blockIdx.x == 0`` also write their sample's soft-target row.
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +80,7 @@ class Variant:
     index64: bool = False
     erase: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.channels not in (1, 3):
@@ -87,7 +89,8 @@ class Variant:
             raise ValueError(f"erase must be None, 'color' or 'pixel', got {self.erase!r}")
 
     @property
-    def name(self):
+    def name(self) -> str:
+        """A short readable name, e.g. ``f16_nhwc_c3_clean``."""
         short = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[self.dtype]
         layout = "nhwc" if self.channels_last else "nchw"
         parts = [short, layout, f"c{self.channels}"]
@@ -99,7 +102,7 @@ class Variant:
         return "_".join(parts)
 
 
-def variants(wide=True):
+def variants(wide: bool = True) -> list[Variant]:
     """Every dtype x layout x clean x channels variant (24), word or byte path."""
     return [Variant(dtype, layout, clean, channels, wide)
             for channels in (3, 1) for dtype in DTYPES for layout in (False, True) for clean in (False, True)]
@@ -196,7 +199,7 @@ def _erase_fix_clean(prev, fi, ecolors, ekeys, b, c, position, noise):
 
 
 @functools.lru_cache(maxsize=None)
-def kernel(variant):
+def kernel(variant: Variant) -> Any:
     """The compiled-on-first-launch CUDA kernel of ``variant`` (a ``Variant``), cached per process."""
     if not isinstance(variant, Variant):
         raise TypeError(f"variant must be a Variant, got {type(variant).__name__}")
@@ -463,7 +466,7 @@ def _byte_kernel(v):
     return mix_normalize_bytes
 
 
-def signature(variant):
+def signature(variant: Variant) -> str:
     """The numba signature string of ``variant``'s kernel (for ``numba.cuda.compile_ptx`` without a GPU)."""
     # sizes are passed as int32; the index64 variants widen their offsets inside the kernel
     if variant.wide:
@@ -477,7 +480,8 @@ def signature(variant):
             "float32, float32, float32, float32, float32, float32, float32, int32, int32, int32, int32)")
 
 
-def grid(variant, n_batch, height, width, block=BLOCK):
+def grid(variant: Variant, n_batch: int, height: int, width: int,
+         block: int = BLOCK) -> tuple[tuple[int, int], tuple[int, int]]:
     """((blocks_x, blocks_y), (step_h, step_w)): the launch grid and a thread's advance per iteration.
 
     A thread advances ``blocks_x * block`` groups per iteration: ``step_h``
@@ -494,7 +498,8 @@ def grid(variant, n_batch, height, width, block=BLOCK):
     return (blocks_x, min(n_batch, MAX_GRID_Y)), (step_h, step_w)
 
 
-def select(batch, out, dtype, channels_last, clean, device_capability=None, erase=None):
+def select(batch: torch.Tensor, out: torch.Tensor, dtype: str, channels_last: bool, clean: bool,
+           device_capability: tuple[int, int] | None = None, erase: str | None = None) -> Variant:
     """The ``Variant`` that runs ``batch`` into ``out``: the word path when the width and alignment allow it.
 
     ``device_capability`` (major, minor) chooses hardware fp16/bf16 rounding
@@ -508,7 +513,10 @@ def select(batch, out, dtype, channels_last, clean, device_capability=None, eras
                    wide=wide, hardware_cvt=hardware, index64=largest > _INT32_MAX, erase=erase)
 
 
-def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None, erasing=None):
+def launch(batch: torch.Tensor, labels: torch.Tensor, lam: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor,
+           mean: Sequence[float] | torch.Tensor, inv_std: Sequence[float] | torch.Tensor, eps: float, enc: int,
+           out: torch.Tensor, targets: torch.Tensor, clean: torch.Tensor | None = None,
+           erasing: tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool] | None = None) -> None:
     """Launch the kernel on torch's current stream of ``batch.device``; nothing is synchronized.
 
     All arguments are torch tensors on one CUDA device (CPU tensors are
@@ -534,9 +542,9 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     erase = None if erasing is None else ("pixel" if erasing[3] else "color")
     variant = select(batch, out, dtype, nhwc, with_clean, capability, erase)  # 1 channel: NCHW is NHWC
     if erasing is None:  # the kernels take the erasing arrays always; these are empty
-        erasing = (boxes.new_empty((n_batch, 0, 4)), lam.new_empty((n_batch, 0, channels)), index.new_empty(0))
+        erase_arrays = (boxes.new_empty((n_batch, 0, 4)), lam.new_empty((n_batch, 0, channels)), index.new_empty(0))
     else:
-        erasing = erasing[:3]
+        erase_arrays = erasing[:3]
     block = BLOCK if batch.is_cuda else SIMULATOR_BLOCK
     (blocks_x, blocks_y), (step_h, step_w) = grid(variant, n_batch, height, width, block)
     stats = [float(x) for x in mean] + [0.0] * (3 - channels)
@@ -563,14 +571,14 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
             src = cuda.as_cuda_array(batch.reshape(-1), sync=False).view(src_type)
             o = [cuda.as_cuda_array(t, sync=False).view(out_type) for t in outputs]
             a = [cuda.as_cuda_array(t, sync=False) for t in (labels, lam, index, boxes)]
-            e = [cuda.as_cuda_array(t.contiguous(), sync=False) for t in erasing]
+            e = [cuda.as_cuda_array(t.contiguous(), sync=False) for t in erase_arrays]
             run[config[0], config[1], stream](src, *a, *o, cuda.as_cuda_array(targets, sync=False), *e, *scalars,
                                               *sizes)
         return
-    if not numba_config.ENABLE_CUDASIM:
+    if not numba_config.ENABLE_CUDASIM:  # type: ignore[attr-defined]  # numba sets its config attributes at run time
         raise RuntimeError("the CUDA kernel needs CUDA tensors (or NUMBA_ENABLE_CUDASIM=1 for tests)")
     src = batch.reshape(-1).numpy().view(src_type)
     o = [t.numpy().view(out_type) for t in outputs]
     a = [t.numpy() for t in (labels, lam, index, boxes)]
-    e = [t.contiguous().numpy() for t in erasing]
+    e = [t.contiguous().numpy() for t in erase_arrays]
     run[config[0], config[1]](src, *a, *o, targets.numpy(), *e, *scalars, *sizes)

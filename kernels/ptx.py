@@ -53,7 +53,7 @@ def sw_bf16(v):
     return np.uint16(arith.f32_to_bf16_bits(v) & 0xFFFF)
 
 
-if config.ENABLE_CUDASIM:
+if config.ENABLE_CUDASIM:  # type: ignore[attr-defined]  # numba sets its config attributes at run time
     @cuda.jit(device=True)
     def store_f32x4(arr, i, a, b, c, d):
         arr[i] = a

@@ -6,14 +6,18 @@ training loop writes it by hand after DALI (cast, normalize, gather, lerp,
 paste, cast), in the output dtype: what the demo and the benchmarks time
 the kernel against.
 """
+from collections.abc import Sequence
+
 import torch
+
+from gpumix.erasing import ErasingParams
 
 __all__ = ["mix_normalize_reference", "noise_reference", "to_output", "torch_normalize", "unfused_chain"]
 
 _MASK = 0xFFFFFFFF
 
 
-def _hash32(x):
+def _hash32(x: torch.Tensor) -> torch.Tensor:
     # arith.hash32 on int64 tensors holding uint32 values
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & _MASK
@@ -22,7 +26,7 @@ def _hash32(x):
     return x ^ (x >> 16)
 
 
-def noise_reference(keys, channels, height, width):
+def noise_reference(keys: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
     """float64 ``(B, C, H, W)``: ``arith.gauss_noise(keys[b], (c * H + h) * W + w)`` for every element.
 
     Written field by field (twelve 5-bit uniforms from two hashes, their sum
@@ -38,8 +42,10 @@ def noise_reference(keys, channels, height, width):
     return ((total - 186).to(torch.float64) / 32).view(-1, channels, height, width)
 
 
-def mix_normalize_reference(batch, labels, lam, index, boxes, mean, std, num_classes, label_smoothing=0.0,
-                            erasing=None):
+def mix_normalize_reference(batch: torch.Tensor, labels: torch.Tensor, lam: torch.Tensor, index: torch.Tensor,
+                            boxes: torch.Tensor | None, mean: Sequence[float], std: Sequence[float], num_classes: int,
+                            label_smoothing: float = 0.0,
+                            erasing: ErasingParams | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return ``(images, targets, clean)`` in float64, on ``batch``'s device.
 
     batch: uint8 (B,H,W,C). labels, index: integer (B,). lam: (B,).
@@ -65,8 +71,8 @@ def mix_normalize_reference(batch, labels, lam, index, boxes, mean, std, num_cla
         x = x.clone()
         for i in range(b):
             for k in range(erasing.boxes.shape[1]):
-                y0, x0, y1, x1 = (int(v) for v in erasing.boxes[i, k])
-                inside = (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
+                ey0, ex0, ey1, ex1 = (int(v) for v in erasing.boxes[i, k])
+                inside = (rows >= ey0) & (rows < ey1) & (cols >= ex0) & (cols < ex1)
                 fill = noise[i] if noise is not None else erasing.colors[i, k].to(dev, torch.float64).view(-1, 1, 1)
                 x[i] = torch.where(inside, fill, x[i])
         mean64, std64 = torch.zeros_like(mean64), torch.ones_like(std64)

@@ -1,5 +1,9 @@
 """Argument checks and settings shared by every gpumix DALI pipeline."""
 
+from typing import Any
+
+from nvidia.dali import Pipeline
+
 from gpumix.validation import check_int
 
 __all__ = ["READER_NAME", "resolve_device", "pipeline_settings", "reader_meta"]
@@ -8,7 +12,7 @@ __all__ = ["READER_NAME", "resolve_device", "pipeline_settings", "reader_meta"]
 READER_NAME = "Reader"
 
 
-def resolve_device(device):
+def resolve_device(device: str) -> str:
     """'gpu' or 'cpu' for the pipeline's device argument (``gpumix.device.resolve_device``).
 
     'auto' means gpu when the GPU path can run, else cpu with a warning said
@@ -19,8 +23,9 @@ def resolve_device(device):
     return devices.resolve_device(device)
 
 
-def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, seed, num_threads, checkpoint,
-                      prefetch_queue_depth):
+def pipeline_settings(*, batch_size: int, device: str, device_id: int | None, shard_id: int, num_shards: int, seed: int,
+                      num_threads: int, checkpoint: str | bytes | None,
+                      prefetch_queue_depth: int) -> tuple[str, dict[str, Any]]:
     """Validate the common keywords and return (device, Pipeline keyword arguments).
 
     The builders default ``prefetch_queue_depth`` to 2: batches DALI keeps
@@ -55,6 +60,6 @@ def pipeline_settings(*, batch_size, device, device_id, shard_id, num_shards, se
     return device, kwargs
 
 
-def reader_meta(pipe, name=READER_NAME):
+def reader_meta(pipe: Pipeline, name: str = READER_NAME) -> dict[str, Any]:
     """The metadata of a built pipeline's reader ``name`` (CIFAR pipelines answer for their in-memory source)."""
     return pipe.reader_meta(name)

@@ -15,14 +15,17 @@ The replay starts from the reader's first batch, so in a pipeline restored
 from a checkpoint it may find nothing; DALI's own error is raised then.
 """
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from nvidia.dali import Pipeline, pipeline_def
+from nvidia.dali.data_node import DataNode
 
 from gpumix._imagecheck import why_undecodable
 from gpumix.pipelines.sharding import SourcePipeline
 
-__all__ = ["DatasetFileError", "ExplainingPipeline", "ExplainingSourcePipeline", "make_explaining"]
+__all__ = ["DatasetFileError", "ExplainingPipeline", "ExplainingSourcePipeline"]
 
 _ADVICE = "The pipeline is no longer valid: rebuild it, and clean the dataset first with gpumix-scan."
 
@@ -34,6 +37,10 @@ class DatasetFileError(RuntimeError):
 @pipeline_def
 def _reader_only(read):
     return read()
+
+
+def _describe_by_position(iteration: int, index: int) -> str:
+    return f"sample {index} of batch {iteration}"
 
 
 def _dali_reason(error):
@@ -58,18 +65,36 @@ def _unreadable(reason):
 
 
 class ExplainingPipeline(Pipeline):
-    """A DALI Pipeline whose consumed batches raise a ``DatasetFileError`` naming the files behind a failure."""
+    """A DALI Pipeline whose consumed batches raise a ``DatasetFileError`` naming the files behind a failure.
 
-    def schedule_run(self):
+    ``read()`` builds the same reader (encoded images, labels) in a new graph;
+    ``lookahead`` is how many batches DALI may be preparing at a failure;
+    ``describe(iteration, index)`` names a sample that carries no DALI source
+    info (an external source's). The other keywords are ``Pipeline``'s. Give
+    it its graph with ``dali_compat.build_graph`` (or DALI's ``with pipe:``
+    and ``set_outputs``).
+    """
+
+    def __init__(self, *, read: Callable[[], tuple[DataNode, DataNode]], lookahead: int,
+                 describe: Callable[[int, int], str] | None = None, **pipeline_kwargs: Any) -> None:
+        super().__init__(**pipeline_kwargs)
+        self._gpumix_runs = 0
+        self._gpumix_replay = (read, lookahead)
+        self._gpumix_describe = describe or _describe_by_position
+
+    def schedule_run(self) -> None:
+        """DALI's ``schedule_run``; a failure raises a DatasetFileError naming the bad files when it can."""
         try:
             return super().schedule_run()
         except RuntimeError as error:
             self._raise_explained(error)
 
-    def outputs(self, cuda_stream=None):
+    def outputs(self, cuda_stream: Any = None) -> Any:
+        """DALI's ``outputs``; a failure raises a DatasetFileError naming the bad files when it can."""
         return self._consume(super().outputs, cuda_stream)
 
-    def share_outputs(self, cuda_stream=None):
+    def share_outputs(self, cuda_stream: Any = None) -> Any:
+        """DALI's ``share_outputs``; a failure raises a DatasetFileError naming the bad files when it can."""
         return self._consume(super().share_outputs, cuda_stream)
 
     # ``run`` is DALI's: ``schedule_run`` then ``outputs``, both explained here.
@@ -116,22 +141,5 @@ class ExplainingPipeline(Pipeline):
 
 
 class ExplainingSourcePipeline(ExplainingPipeline, SourcePipeline):
-    """An ExplainingPipeline fed by a ``sharding.ShardedSource`` (it answers ``reader_meta`` for it)."""
-
-
-def make_explaining(pipe, read, lookahead, *, describe=None, meta=None):
-    """Turn a freshly created Pipeline into an ExplainingPipeline.
-
-    ``read()`` builds the same reader (encoded images, labels) in a new graph;
-    ``lookahead`` is how many batches DALI may be preparing at a failure;
-    ``describe(iteration, index)`` names a sample that carries no DALI source
-    info (an external source's); ``meta``, a ``ShardedSource.meta()``, makes
-    the pipeline answer ``reader_meta`` for that source.
-    """
-    pipe.__class__ = ExplainingPipeline if meta is None else ExplainingSourcePipeline
-    if meta is not None:
-        pipe.gpumix_reader_meta = meta
-    pipe._gpumix_runs = 0
-    pipe._gpumix_replay = (read, lookahead)
-    pipe._gpumix_describe = describe or (lambda i, k: f"sample {k} of batch {i}")
-    return pipe
+    """An ExplainingPipeline fed by a ``sharding.ShardedSource``: ``reader_meta=source.meta()`` makes it answer
+    ``reader_meta`` for the source (``SourcePipeline``); the other keywords as ``ExplainingPipeline``'s."""

@@ -11,6 +11,9 @@ branch per sample, so a pipeline that uses one is built with
 import enum
 import math
 from dataclasses import dataclass
+from typing import Any, cast
+
+from nvidia.dali.data_node import DataNode
 
 from gpumix.validation import check_bool, check_float, check_int
 
@@ -53,7 +56,7 @@ class AutoAugment:
     - max_translate_rel: the largest shift, as a fraction of the image side.
     """
 
-    policy: AutoAugmentPolicy
+    policy: AutoAugmentPolicy | str  # a name is turned into its AutoAugmentPolicy
     num_ops: int = 2
     magnitude: int = 9
     magnitude_bins: int | None = None
@@ -61,7 +64,7 @@ class AutoAugment:
     fill_value: int = FILL_VALUE
     max_translate_rel: float = MAX_TRANSLATE_REL
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         policy = self.policy.value if isinstance(self.policy, enum.Enum) else self.policy
         if policy not in POLICIES:
             raise ValueError(f"auto_augment must be None or one of {', '.join(map(repr, POLICIES))}, "
@@ -71,10 +74,11 @@ class AutoAugment:
         bins = self.magnitude_bins
         if bins is None:
             bins = TRIVIAL_MAGNITUDE_BINS if self.policy is AutoAugmentPolicy.TRIVIALAUGMENT else TIMM_MAGNITUDE_BINS
-        object.__setattr__(self, "magnitude_bins", check_int("magnitude_bins", bins, 2))
+        bins = check_int("magnitude_bins", bins, 2)
+        object.__setattr__(self, "magnitude_bins", bins)
         check_int("magnitude", self.magnitude, 0)
-        if self.magnitude >= self.magnitude_bins:
-            raise ValueError(f"magnitude must be in [0, magnitude_bins - 1] = [0, {self.magnitude_bins - 1}], "
+        if self.magnitude >= bins:
+            raise ValueError(f"magnitude must be in [0, magnitude_bins - 1] = [0, {bins - 1}], "
                              f"got {self.magnitude}")
         check_bool("increasing", self.increasing)
         check_int("fill_value", self.fill_value, 0)
@@ -85,7 +89,7 @@ class AutoAugment:
             raise ValueError(f"max_translate_rel must be > 0, got {self.max_translate_rel!r}")
 
 
-def auto_augment_config(value) -> AutoAugment | None:
+def auto_augment_config(value: AutoAugment | AutoAugmentPolicy | str | None) -> AutoAugment | None:
     """None, an ``AutoAugment``, or a policy name (with the default knobs) as an ``AutoAugment`` or None."""
     if value is None or isinstance(value, AutoAugment):
         return value
@@ -95,7 +99,8 @@ def auto_augment_config(value) -> AutoAugment | None:
                     f"gpumix.pipelines.AutoAugment, got {type(value).__name__}")
 
 
-def apply_auto_augment(images, config: AutoAugment, shape: tuple, *, cifar: bool = False):
+def apply_auto_augment(images: DataNode, config: AutoAugment, shape: tuple[int, int], *,
+                       cifar: bool = False) -> DataNode:
     """Apply ``config`` to a DALI batch of uint8 HWC images of size ``shape`` = (H, W); returns the new batch.
 
     Call it inside a pipeline built with ``enable_conditionals=True``.
@@ -105,11 +110,13 @@ def apply_auto_augment(images, config: AutoAugment, shape: tuple, *, cifar: bool
     # imported here: DALI's auto_aug pulls in its AutoGraph machinery, which only the pipelines need
     from nvidia.dali.auto_aug import auto_augment, rand_augment, trivial_augment
 
-    warp = dict(shape=tuple(shape), fill_value=config.fill_value, max_translate_rel=config.max_translate_rel)
+    warp: dict[str, Any] = dict(shape=tuple(shape), fill_value=config.fill_value,
+                                max_translate_rel=config.max_translate_rel)
+    bins = cast(int, config.magnitude_bins)  # never None after __post_init__
     if config.policy is AutoAugmentPolicy.RANDAUGMENT:
         return rand_augment.rand_augment(images, n=config.num_ops, m=config.magnitude,
-                                         num_magnitude_bins=config.magnitude_bins,
+                                         num_magnitude_bins=bins,
                                          monotonic_mag=config.increasing, **warp)
     if config.policy is AutoAugmentPolicy.TRIVIALAUGMENT:
-        return trivial_augment.trivial_augment_wide(images, num_magnitude_bins=config.magnitude_bins, **warp)
+        return trivial_augment.trivial_augment_wide(images, num_magnitude_bins=bins, **warp)
     return auto_augment.auto_augment(images, policy_name="reduced_cifar10" if cifar else "image_net", **warp)

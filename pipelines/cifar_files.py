@@ -5,8 +5,11 @@ what those files hold (dicts, lists, bytes, ints and numpy arrays), so a
 pickle can never run code. Pickles written under numpy 1.x
 (``numpy.core.multiarray``) and numpy 2.x (``numpy._core.multiarray``) both load.
 """
+import importlib
 import os
 import pickle
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,15 +31,16 @@ _RECORDS = {"cifar10": {"*": 10000}, "cifar100": {"train.bin": 50000, "*": 10000
 _NUM_CLASSES = {("cifar10", "fine"): 10, ("cifar100", "fine"): 100, ("cifar100", "coarse"): 20}
 
 
-def _reconstruct():
+def _reconstruct() -> Callable[..., Any]:
+    # numpy's array-rebuilding function, by the name the pickles refer to it (numpy's own, private to it)
     try:
-        from numpy._core.multiarray import _reconstruct as fn
+        module = importlib.import_module("numpy._core.multiarray")
     except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct as fn
-    return fn
+        module = importlib.import_module("numpy.core.multiarray")
+    return module._reconstruct
 
 
-def _latin1_bytes(text, encoding="latin1"):
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     # Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(text, 'latin1').
     if encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
@@ -46,7 +50,7 @@ def _latin1_bytes(text, encoding="latin1"):
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only numpy's array-rebuilding globals (and latin-1 bytes); anything else is refused."""
 
-    _ALLOWED = {
+    _ALLOWED: dict[tuple[str, str], Callable[[], Any]] = {
         ("_codecs", "encode"): lambda: _latin1_bytes,
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
@@ -54,7 +58,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy", "dtype"): lambda: np.dtype,
     }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
+        """The allowed global ``module.name``; UnpicklingError for any other."""
         factory = self._ALLOWED.get((module, name))
         if factory is None:
             raise pickle.UnpicklingError(
@@ -62,13 +67,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         return factory()
 
 
-def detect_cifar_format(data, dataset):
+def detect_cifar_format(data: str | os.PathLike[str], dataset: str) -> tuple[str, str]:
     """Return (format, folder): 'binary' or 'python', and the folder holding that dataset's files.
 
     ``data`` may be that folder itself or its parent (where the official archives extract).
     """
     if dataset not in _BINARY:
         raise ValueError(f"dataset must be 'cifar10' or 'cifar100', got {dataset!r}")
+    data = os.fspath(data)
     if not os.path.isdir(data):
         raise FileNotFoundError(f"data: {data} is not a folder")
     for folder in (data, *(os.path.join(data, sub) for sub in _SUBFOLDERS[dataset])):
@@ -80,7 +86,7 @@ def detect_cifar_format(data, dataset):
                             f"subfolders (looked for {wanted})")
 
 
-def _read_binary(path, dataset, label):
+def _read_binary(path: str, dataset: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     record = IMAGE_BYTES + (1 if dataset == "cifar10" else 2)
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0:
@@ -98,7 +104,7 @@ def _read_binary(path, dataset, label):
     return rows[:, record - IMAGE_BYTES:], labels.astype(np.int32)
 
 
-def _read_python(path, dataset, label):
+def _read_python(path: str, dataset: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
         try:
             record = RestrictedUnpickler(f, encoding="bytes").load()
@@ -121,10 +127,12 @@ def _read_python(path, dataset, label):
     return data, np.asarray(labels, dtype=np.int32)
 
 
-def load_cifar(data, dataset="cifar10", split="train", label="fine"):
+def load_cifar(data: str | os.PathLike[str], dataset: str = "cifar10", split: str = "train",
+               label: str = "fine") -> tuple[np.ndarray, np.ndarray]:
     """Load one split into memory: uint8 images (N, 32, 32, 3) HWC and int32 labels (N,).
 
-    ``label`` picks CIFAR-100's fine (100) or coarse (20) labels. Errors name the file.
+    ``label`` picks CIFAR-100's fine (100) or coarse (20) labels. The files are only read; the arrays are new.
+    Errors name the file.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -134,7 +142,7 @@ def load_cifar(data, dataset="cifar10", split="train", label="fine"):
     fmt, folder = detect_cifar_format(data, dataset)
     names = (_BINARY if fmt == "binary" else _PYTHON)[dataset][split]
     read = _read_binary if fmt == "binary" else _read_python
-    images, labels = [], []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     for name in names:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
@@ -144,7 +152,6 @@ def load_cifar(data, dataset="cifar10", split="train", label="fine"):
         bad = np.flatnonzero((y < 0) | (y >= classes))
         if bad.size:
             raise ValueError(f"{path}: record {bad[0]} has label {y[bad[0]]}, outside [0, {classes})")
-        images.append(x)
-        labels.append(y)
-    images = np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), np.concatenate(labels)
+        parts.append((x, y))
+    images = np.concatenate([x for x, _ in parts]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.concatenate([y for _, y in parts])

@@ -27,6 +27,7 @@ How much GPU memory each setting holds on a given GPU is measured by
 """
 import dataclasses
 import numbers
+from typing import Any
 
 __all__ = ["DecoderConfig"]
 
@@ -43,7 +44,7 @@ class DecoderConfig:
     preallocate_width_hint: int = 5980
     preallocate_height_hint: int = 6430
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         load = self.hw_decoder_load
         if isinstance(load, bool) or not isinstance(load, numbers.Real) or not 0.0 <= float(load) <= 1.0:
             raise ValueError(f"hw_decoder_load must be a float in [0, 1], got {load!r}")
@@ -55,6 +56,6 @@ class DecoderConfig:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
             object.__setattr__(self, name, int(value))
 
-    def mixed_arguments(self) -> dict:
+    def mixed_arguments(self) -> dict[str, Any]:
         """The keyword arguments of DALI's ``fn.decoders.image*`` with ``device="mixed"``."""
         return dataclasses.asdict(self)

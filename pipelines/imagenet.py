@@ -8,18 +8,25 @@ or a list of WebDataset ``.tar`` shards, each with its DALI index
 of a ``.jpg`` (or ``.jpeg``/``.png``) image and a decimal ``.cls`` label.
 """
 import os
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import Pipeline, fn, types
+from nvidia.dali.data_node import DataNode
 
-from gpumix.validation import check_bool, check_int
-from gpumix.datasets import SourceKind, data_source
+from gpumix.datasets import DataSource, SourceKind, data_source
 from gpumix.pipelines._common import READER_NAME, pipeline_settings
-from gpumix.pipelines._failures import make_explaining
+from gpumix.pipelines._failures import ExplainingPipeline, ExplainingSourcePipeline
+from gpumix.pipelines.auto_augment import AutoAugment, AutoAugmentPolicy, apply_auto_augment, auto_augment_config
+from gpumix.pipelines.dali_compat import build_graph
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.pipelines.webdataset import WebDatasetSource
-from gpumix.pipelines.auto_augment import apply_auto_augment, auto_augment_config
+from gpumix.validation import check_bool, check_int
 
-__all__ = ["imagenet_train", "imagenet_val", "train_resize"]
+__all__ = ["imagenet_train", "imagenet_val", "train_resize", "AREA", "ASPECT", "CROP_ATTEMPTS", "SHUFFLE_BUFFER"]
+
+# What ``data`` may be: a folder, a file list, or WebDataset shards (``gpumix.datasets.data_source``).
+DataArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 # Random-resized-crop of Szegedy et al. / torchvision: 8%-100% of the area, aspect 3/4-4/3.
 AREA = (0.08, 1.0)
@@ -54,7 +61,7 @@ def _read(source, *, shuffle, seed, shard_id, num_shards, feed, parallel=False):
     return images, fn.cast(labels, dtype=types.INT32)
 
 
-def _decoder(decoder):
+def _decoder(decoder: object) -> DecoderConfig:
     if decoder is None:
         return DecoderConfig()
     if not isinstance(decoder, DecoderConfig):
@@ -62,7 +69,7 @@ def _decoder(decoder):
     return decoder
 
 
-def train_resize(images, crop, antialias=True):
+def train_resize(images: DataNode, crop: int, antialias: bool = True) -> DataNode:
     """The training pipeline's resize of a decoded crop window (a DALI node, HWC uint8) to ``crop`` x ``crop``.
 
     Bilinear; with ``antialias`` (the default) a downscale widens the filter
@@ -72,36 +79,49 @@ def train_resize(images, crop, antialias=True):
     at ``crop`` x ``crop`` points only, so fine texture aliases into moire
     when a window is downscaled 2-10x.
     """
-    return fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.INTERP_LINEAR, antialias=antialias)
+    resized = fn.resize(images, resize_x=crop, resize_y=crop, interp_type=types.DALIInterpType.INTERP_LINEAR,
+                        antialias=antialias)
+    return cast(DataNode, resized)  # one input node, one output node
 
 
-def _build(graph, source, train, *, reader_seed, shard_id, num_shards, reader_workers, **kwargs):
-    """The pipeline of ``graph(source, reader=..., **kwargs)`` with its reader's failure explanation.
+def _build(graph: Callable[..., tuple[DataNode, DataNode]], source: DataSource, train: bool,
+           pipeline_kwargs: dict[str, Any], *, reader_workers: int, enable_conditionals: bool = False,
+           **graph_kwargs: Any) -> ExplainingPipeline:
+    """The pipeline of ``graph(source, reader=..., **graph_kwargs)`` with its reader's failure explanation.
 
-    ``reader_seed`` is the user's seed (the shuffling's, the same on every
-    shard); ``reader_workers`` > 0 reads WebDataset samples in that many
-    worker processes (DALI's parallel external source; the failure replay
-    reads in-process); ``kwargs`` holds the graph's arguments and the
-    Pipeline's. A WebDataset source is fed by a ``WebDatasetSource``, whose pipeline
-    answers ``reader_meta`` for it and names a bad sample as ``tar:key``.
+    ``pipeline_kwargs`` are the Pipeline's (``pipeline_settings``); the
+    reader's seed is ``graph_kwargs["seed"]``, the user's (the shuffling's, the
+    same on every shard); ``reader_workers`` > 0 reads WebDataset samples in
+    that many worker processes (DALI's parallel external source; the failure
+    replay reads in-process). A WebDataset source is fed by a
+    ``WebDatasetSource``, whose pipeline answers ``reader_meta`` for it and
+    names a bad sample as ``tar:key``.
     """
-    feed = None
+    reader = {name: graph_kwargs.pop(name) for name in ("seed", "shard_id", "num_shards")}
+    feed: WebDatasetSource | None = None
     if source.kind is SourceKind.WEBDATASET:
-        feed = WebDatasetSource(list(source.paths), list(source.index_files), batch_size=kwargs["batch_size"], shard_id=shard_id,
-                                num_shards=num_shards, seed=reader_seed, shuffle=train, buffer=SHUFFLE_BUFFER)
-    reader = dict(seed=reader_seed, shard_id=shard_id, num_shards=num_shards, feed=feed)
+        feed = WebDatasetSource(list(source.paths), list(source.index_files),
+                                batch_size=pipeline_kwargs["batch_size"], shard_id=reader["shard_id"],
+                                num_shards=reader["num_shards"], seed=reader["seed"], shuffle=train,
+                                buffer=SHUFFLE_BUFFER)
+    reader["feed"] = feed
+    in_graph: dict[str, Any] = reader
     if feed is not None and reader_workers > 0:
         # worker processes read the samples, off the training process's GIL; spawned, as CUDA needs
-        kwargs.update(py_num_workers=reader_workers, py_start_method="spawn")
-        pipe = graph(source, reader=dict(reader, parallel=True), **kwargs)
+        pipeline_kwargs = dict(pipeline_kwargs, py_num_workers=reader_workers, py_start_method="spawn")
+        in_graph = dict(reader, parallel=True)
+    explain = dict(read=lambda: _read(source, shuffle=train, **reader),
+                   lookahead=pipeline_kwargs["prefetch_queue_depth"] + 1)
+    pipe: ExplainingPipeline
+    if feed is None:
+        pipe = ExplainingPipeline(**explain, **pipeline_kwargs)
     else:
-        pipe = graph(source, reader=reader, **kwargs)
-    describe = None if feed is None else (lambda i, k: feed.describe(feed.locate(i, k)[1]))
-    return make_explaining(pipe, lambda: _read(source, shuffle=train, **reader), kwargs["prefetch_queue_depth"] + 1,
-                           describe=describe, meta=None if feed is None else feed.meta())
+        pipe = ExplainingSourcePipeline(**explain, describe=lambda i, k: feed.describe(feed.locate(i, k)[1]),
+                                        reader_meta=feed.meta(), **pipeline_kwargs)
+    return build_graph(pipe, graph, source, reader=in_graph, enable_conditionals=enable_conditionals,
+                       **graph_kwargs)
 
 
-@pipeline_def
 def _imagenet_train(source, crop, device, reader, antialias, decoder, augment=None):
     images, labels = _read(source, shuffle=True, **reader)
     if device == "gpu":
@@ -122,7 +142,6 @@ def _imagenet_train(source, crop, device, reader, antialias, decoder, augment=No
     return images, labels
 
 
-@pipeline_def
 def _imagenet_val(source, crop, resize, device, reader, decoder):
     images, labels = _read(source, shuffle=False, **reader)
     if device == "gpu":
@@ -134,9 +153,11 @@ def _imagenet_val(source, crop, resize, device, reader, decoder):
     return images, labels
 
 
-def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, shard_id=0, num_shards=1, seed=0,
-                   num_threads=4, checkpoint=None, prefetch_queue_depth=2, antialias=True, decoder=None,
-                   reader_workers=0, auto_augment=None):
+def imagenet_train(data: DataArg, *, batch_size: int, crop: int = 224, device: str = "auto", device_id: int = 0,
+                   shard_id: int = 0, num_shards: int = 1, seed: int = 0, num_threads: int = 4,
+                   checkpoint: str | bytes | None = None, prefetch_queue_depth: int = 2, antialias: bool = True,
+                   decoder: DecoderConfig | None = None, reader_workers: int = 0,
+                   auto_augment: AutoAugment | AutoAugmentPolicy | str | None = None) -> Pipeline:
     """ImageNet training pipeline: random-resized-crop to ``crop`` and a random horizontal flip.
 
     The crop window is resized with antialiasing (``train_resize``), as
@@ -170,13 +191,15 @@ def imagenet_train(data, *, batch_size, crop=224, device="auto", device_id=0, sh
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = data_source(data)  # fails here, naming the path, not inside DALI's build
-    return _build(_imagenet_train, source, True, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
+    return _build(_imagenet_train, source, True, kwargs, seed=seed, shard_id=shard_id, num_shards=num_shards,
                   reader_workers=reader_workers, crop=crop, device=device, antialias=antialias, decoder=decoder,
-                  augment=augment, enable_conditionals=augment is not None, **kwargs)
+                  augment=augment, enable_conditionals=augment is not None)
 
 
-def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", device_id=0, shard_id=0, num_shards=1,
-                 seed=0, num_threads=4, checkpoint=None, prefetch_queue_depth=2, decoder=None, reader_workers=0):
+def imagenet_val(data: DataArg, *, batch_size: int, crop: int = 224, resize: int | None = None, device: str = "auto",
+                 device_id: int = 0, shard_id: int = 0, num_shards: int = 1, seed: int = 0, num_threads: int = 4,
+                 checkpoint: str | bytes | None = None, prefetch_queue_depth: int = 2,
+                 decoder: DecoderConfig | None = None, reader_workers: int = 0) -> Pipeline:
     """ImageNet validation pipeline: shorter side to ``resize``, then a center ``crop``.
 
     ``resize`` defaults to ``crop * 256 / 224`` (256 for 224). Outputs are as
@@ -191,6 +214,5 @@ def imagenet_val(data, *, batch_size, crop=224, resize=None, device="auto", devi
                                        num_shards=num_shards, seed=seed, num_threads=num_threads,
                                        checkpoint=checkpoint, prefetch_queue_depth=prefetch_queue_depth)
     source = data_source(data)
-    return _build(_imagenet_val, source, False, reader_seed=seed, shard_id=shard_id, num_shards=num_shards,
-                  reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder,
-                  **kwargs)
+    return _build(_imagenet_val, source, False, kwargs, seed=seed, shard_id=shard_id, num_shards=num_shards,
+                  reader_workers=reader_workers, crop=crop, resize=resize, device=device, decoder=decoder)

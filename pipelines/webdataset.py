@@ -27,6 +27,8 @@ building one from arithmetic operators could not name a malformed file,
 which this source does (``ValueError`` naming the tar and the member).
 """
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +39,7 @@ __all__ = ["WebDatasetSource", "read_index", "IMAGE_EXTENSIONS"]
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 
 
-def read_index(index_path: str, tar_path: str):
+def read_index(index_path: str, tar_path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The samples of one shard from its DALI index: (keys, image (offset, size) int64 (n, 2), cls int64 (n, 2)).
 
     The index is ``wds2idx``'s text format (``v1.2 N``, then one line per
@@ -46,7 +48,9 @@ def read_index(index_path: str, tar_path: str):
     (``.jpg``/``.jpeg``/``.png``) or a ``.cls`` raises a ValueError naming the
     index, its line and the tar.
     """
-    keys, images, labels = [], [], []
+    keys: list[str] = []
+    images: list[tuple[str, str]] = []
+    labels: list[tuple[str, str]] = []
     with open(index_path, encoding="utf-8") as f:
         header = f.readline().split()
         if len(header) != 2 or header[0] not in ("v1.1", "v1.2") or not header[1].isdigit():
@@ -82,7 +86,8 @@ class WebDatasetSource(ShardedSource):
     depends only on ``(seed, epoch, shard_id)``.
     """
 
-    def __init__(self, tars, indexes, *, batch_size, shard_id, num_shards, seed, shuffle, buffer):
+    def __init__(self, tars: Sequence[str], indexes: Sequence[str], *, batch_size: int, shard_id: int, num_shards: int,
+                 seed: int, shuffle: bool, buffer: int) -> None:
         self.tars, self.indexes = list(tars), list(indexes)
         if len(self.tars) != len(self.indexes):
             raise ValueError(f"indexes: {len(self.indexes)} indexes for {len(self.tars)} tars")
@@ -97,8 +102,9 @@ class WebDatasetSource(ShardedSource):
         self.first = np.concatenate([[0], np.cumsum(counts)])  # tar t holds samples [first[t], first[t+1])
         super().__init__(len(self.image), batch_size=batch_size, shard_id=shard_id, num_shards=num_shards)
         self.seed, self.shuffle, self.buffer = seed, shuffle, buffer
-        self._epoch, self._order = None, None
-        self._files = {}
+        self._epoch: int | None = None
+        self._order = np.arange(0)
+        self._files: dict[int, int] = {}
 
     def tar_order(self, epoch: int) -> np.ndarray:
         """The tars' order in ``epoch`` (indices into ``tars``), the same on every rank."""
@@ -107,7 +113,7 @@ class WebDatasetSource(ShardedSource):
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch,)))
         return rng.permutation(len(self.tars))
 
-    def order(self, epoch):
+    def order(self, epoch: int) -> np.ndarray:
         """Sample indices of ``epoch``: the tars in ``tar_order``, this shard's slice shuffled locally."""
         if epoch != self._epoch:
             order = np.concatenate([np.arange(self.first[t], self.first[t + 1]) for t in self.tar_order(epoch)])
@@ -121,7 +127,7 @@ class WebDatasetSource(ShardedSource):
             self._order, self._epoch = order, epoch
         return self._order
 
-    def _read(self, t, offset, size):
+    def _read(self, t: int, offset: int, size: int) -> bytes:
         fd = self._files.get(t)
         if fd is None:
             fd = self._files[t] = os.open(self.tars[t], os.O_RDONLY)
@@ -137,7 +143,8 @@ class WebDatasetSource(ShardedSource):
         keys = read_index(self.indexes[t], self.tars[t])[0]
         return f"{self.tars[t]}:{keys[i - self.first[t]]}"
 
-    def sample(self, i):
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``i``: its encoded image, uint8 (n,), and its label, int32 (1,)."""
         t = int(self.tar_of[i])
         encoded = np.frombuffer(self._read(t, *self.image[i]), dtype=np.uint8)
         raw = self._read(t, *self.label[i])
@@ -146,16 +153,16 @@ class WebDatasetSource(ShardedSource):
             raise ValueError(f"data: {self.describe(i)}.cls holds {raw[:20]!r}, not a decimal class label")
         return encoded, np.array([int(text)], dtype=np.int32)
 
-    def close(self):
+    def close(self) -> None:
         """Close the tar files this source opened (it reopens them if asked for samples again)."""
         files, self._files = getattr(self, "_files", {}), {}
         for fd in files.values():
             os.close(fd)
 
-    def __del__(self):
+    def __del__(self) -> None:
         self.close()
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_files"] = {}  # file descriptors do not travel
         return state

@@ -12,17 +12,26 @@ in the mixup paper's corrupted-label experiment; test labels are never changed.
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 
+from gpumix.tools.cifar_writer import (
+    FOLDER,
+    SIZE,
+    TRAIN_FILES,
+    add_corruption_arguments,
+    corrupt_labels,
+    grey_rows,
+    new_folder,
+    run_tool,
+    write_cifar10,
+)
 from gpumix.validation import check_float, check_int
-from gpumix.tools.cifar_writer import FOLDER, SIZE, TRAIN_FILES, corrupt_labels, write_cifar10
 
 __all__ = ["make_digits", "main", "FOLDER", "TRAIN_FILES"]
 
 
-def _load_digits():
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -31,17 +40,17 @@ def _load_digits():
     return np.asarray(digits.images, dtype=np.float64), np.asarray(digits.target, dtype=np.int64)
 
 
-def _cifar_rows(images):
+def _cifar_rows(images: np.ndarray) -> np.ndarray:
     """float (N, 8, 8) in 0..16 -> uint8 (N, 3072): 32x32 nearest upsampling, R, G and B planes row-major."""
     import torch
     import torch.nn.functional as F
 
     big = F.interpolate(torch.from_numpy(images)[:, None], size=(SIZE, SIZE), mode="nearest")[:, 0].numpy()
-    pixels = np.clip(np.rint(big * (255.0 / 16.0)), 0, 255).astype(np.uint8)
-    return np.repeat(pixels.reshape(len(images), 1, SIZE * SIZE), 3, axis=1).reshape(len(images), -1)
+    return grey_rows(np.clip(np.rint(big * (255.0 / 16.0)), 0, 255).astype(np.uint8))
 
 
-def make_digits(out_dir, *, seed=0, test_fraction=0.25, corrupt_fraction=0.0):
+def make_digits(out_dir: str | os.PathLike[str], *, seed: int = 0, test_fraction: float = 0.25,
+                corrupt_fraction: float = 0.0) -> str:
     """Write ``out_dir/cifar-10-batches-bin/`` (data_batch_1..5.bin, test_batch.bin, batches.meta.txt).
 
     Each record is 1 label byte and 3072 pixel bytes (R, G, B planes of 32x32).
@@ -57,9 +66,7 @@ def make_digits(out_dir, *, seed=0, test_fraction=0.25, corrupt_fraction=0.0):
     if test_fraction == 0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     corrupt_fraction = check_float("corrupt_fraction", corrupt_fraction, 0.0, 1.0)
-    target = os.path.join(out_dir, FOLDER)
-    if os.path.exists(target):
-        raise FileExistsError(f"out_dir: {target} already exists")
+    new_folder(out_dir)
     images, labels = _load_digits()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(images))
@@ -71,22 +78,17 @@ def make_digits(out_dir, *, seed=0, test_fraction=0.25, corrupt_fraction=0.0):
     return out_dir
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-make-digits", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    """The command line: prints the dataset's folder and returns 0, or prints the error and returns 1."""
+    p = argparse.ArgumentParser(prog="gpumix-make-digits", description=(__doc__ or "").splitlines()[0])
     p.add_argument("out", help="folder to write cifar-10-batches-bin/ into")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.25, help="share of the digits in the test file")
-    p.add_argument("--corrupt-fraction", type=float, default=0.0,
-                   help="share of training labels redrawn uniformly at random")
+    add_corruption_arguments(p)
     args = p.parse_args(argv)
-    try:
-        out = make_digits(args.out, seed=args.seed, test_fraction=args.test_fraction,
-                          corrupt_fraction=args.corrupt_fraction)
-    except (ValueError, TypeError, OSError, ImportError) as e:
-        print(f"gpumix-make-digits: error: {e}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+    return run_tool("gpumix-make-digits",
+                    lambda: make_digits(args.out, seed=args.seed, test_fraction=args.test_fraction,
+                                        corrupt_fraction=args.corrupt_fraction),
+                    (ValueError, TypeError, OSError, ImportError))
 
 
 if __name__ == "__main__":

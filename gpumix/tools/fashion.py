@@ -19,15 +19,23 @@ paper's corrupted-label experiment; test labels are never changed.
 import argparse
 import gzip
 import os
-import sys
 import zlib
 
 import numpy as np
 
+from gpumix.tools.cifar_writer import (
+    NUM_CLASSES,
+    SIZE,
+    add_corruption_arguments,
+    corrupt_labels,
+    grey_rows,
+    new_folder,
+    run_tool,
+    write_cifar10,
+)
 from gpumix.validation import check_float, check_int
-from gpumix.tools.cifar_writer import FOLDER, NUM_CLASSES, SIZE, corrupt_labels, write_cifar10
 
-__all__ = ["make_fashion", "read_idx", "main", "DEFAULT_IDX_DIR", "PACKAGE", "IDX_FILES"]
+__all__ = ["make_fashion", "read_idx", "main", "DEFAULT_IDX_DIR", "PACKAGE", "IDX_FILES", "SIDE"]
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 PACKAGE = "dataset-fashion-mnist"
@@ -37,7 +45,7 @@ SIDE = 28
 _UBYTE = 0x08
 
 
-def _idx_path(idx_dir, name):
+def _idx_path(idx_dir: str, name: str) -> str:
     for candidate in (name + ".gz", name):
         path = os.path.join(idx_dir, candidate)
         if os.path.isfile(path):
@@ -45,8 +53,10 @@ def _idx_path(idx_dir, name):
     raise FileNotFoundError(f"idx_dir: {os.path.join(idx_dir, name)}.gz (or {name}) is missing from {idx_dir}")
 
 
-def read_idx(path, ndim):
+def read_idx(path: str | os.PathLike[str], ndim: int) -> np.ndarray:
     """The uint8 array in an IDX file (gzipped when the name ends in ``.gz``) of ``ndim`` dimensions.
+
+    The array is a read-only view of the file's bytes, shaped as its header says.
 
     A ValueError naming ``path`` says what is wrong with a malformed file (bad
     gzip stream, magic number, element type, dimension count, or a size that
@@ -81,7 +91,7 @@ def read_idx(path, ndim):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _load_split(idx_dir, split):
+def _load_split(idx_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_path = _idx_path(idx_dir, IDX_FILES[(split, "images")])
     labels_path = _idx_path(idx_dir, IDX_FILES[(split, "labels")])
     images = read_idx(images_path, 3)
@@ -96,14 +106,14 @@ def _load_split(idx_dir, split):
     return images, labels.astype(np.int64)
 
 
-def _cifar_rows(images):
+def _cifar_rows(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> uint8 (N, 3072): padded with 2 black pixels a side, the plane repeated as R, G, B."""
     pad = (SIZE - SIDE) // 2
-    big = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
-    return np.repeat(big.reshape(len(images), 1, SIZE * SIZE), 3, axis=1).reshape(len(images), -1)
+    return grey_rows(np.pad(images, ((0, 0), (pad, pad), (pad, pad))))
 
 
-def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=0, test_per_class=None):
+def make_fashion(idx_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, per_class: int | None = None,
+                 corrupt_fraction: float = 0.0, seed: int = 0, test_per_class: int | None = None) -> str:
     """Write ``output/cifar-10-batches-bin/`` from the Fashion-MNIST IDX files in ``idx_dir``; returns ``output``.
 
     Training set: ``per_class`` images of each class (None: all of them),
@@ -126,8 +136,7 @@ def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=
         raise FileNotFoundError(f"idx_dir: {idx_dir} is not a folder; the Fashion-MNIST IDX files come with "
                                 f"Debian's {PACKAGE} package (apt-get install {PACKAGE}), which puts them in "
                                 f"{DEFAULT_IDX_DIR}")
-    if os.path.exists(os.path.join(output, FOLDER)):
-        raise FileExistsError(f"output: {os.path.join(output, FOLDER)} already exists")
+    new_folder(output, "output")
     train_images, train_labels = _load_split(idx_dir, "train")
     test_images, test_labels = _load_split(idx_dir, "test")
     rng = np.random.default_rng(seed)
@@ -157,29 +166,23 @@ def make_fashion(idx_dir, output, *, per_class=None, corrupt_fraction=0.0, seed=
     return output
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-make-fashion", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    """The command line: prints the dataset's folder and returns 0, or prints the error and returns 1."""
+    p = argparse.ArgumentParser(prog="gpumix-make-fashion", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--idx-dir", default=DEFAULT_IDX_DIR,
                    help=f"folder of the four Fashion-MNIST IDX files (default: {DEFAULT_IDX_DIR}, "
                         f"from apt-get install {PACKAGE})")
     p.add_argument("--output", required=True, help="folder to write cifar-10-batches-bin/ into")
     p.add_argument("--per-class", type=int, default=None,
                    help="training images per class, drawn at random (default: all 6,000)")
-    p.add_argument("--corrupt-fraction", type=float, default=0.0,
-                   help="share of training labels redrawn uniformly at random (default: 0)")
     p.add_argument("--test-per-class", type=int, default=None,
                    help="write only the first N test images of each class (default: all 10,000 test images)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset, its order and the corruption")
+    add_corruption_arguments(p, seed_help="seed of the subset, its order and the corruption")
     args = p.parse_args(argv)
-    try:
-        out = make_fashion(args.idx_dir, args.output, per_class=args.per_class,
-                           corrupt_fraction=args.corrupt_fraction, seed=args.seed,
-                           test_per_class=args.test_per_class)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"gpumix-make-fashion: error: {e}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+    return run_tool("gpumix-make-fashion",
+                    lambda: make_fashion(args.idx_dir, args.output, per_class=args.per_class,
+                                         corrupt_fraction=args.corrupt_fraction, seed=args.seed,
+                                         test_per_class=args.test_per_class))
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ def test_a_driver_older_than_dali_is_named(monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(device, "dali_cuda_major", lambda: 13)
-    monkeypatch.setattr(device, "_driver_cuda_major", lambda: 12)
+    monkeypatch.setattr(device, "driver_cuda_major", lambda: 12)
     assert device.gpu_problem.__wrapped__() == ("the installed DALI is built for CUDA 13, but the NVIDIA driver "
                                                 "supports CUDA 12 at most: install gpumix[cuda12] or a newer driver")
-    monkeypatch.setattr(device, "_driver_cuda_major", lambda: 13)
+    monkeypatch.setattr(device, "driver_cuda_major", lambda: 13)
     assert device.gpu_problem.__wrapped__() is None
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from gpumix.pipelines.cifar_files import load_cifar
 from gpumix.tools import fashion as tool
-from gpumix.tools.cifar_writer import FOLDER
+from gpumix.tools.cifar_writer import FOLDER, grey_rows, new_folder, run_tool
 
 PER_CLASS_TRAIN, TEST = 6, 37
 
@@ -167,3 +167,28 @@ def test_cli_help_bad_value_and_existing_output(tmp_path, idx, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "o")
     assert tool.main(["--idx-dir", str(idx["dir"]), "--output", str(tmp_path / "o")]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+def test_grey_rows_repeat_the_plane_as_r_g_b_without_touching_the_input():
+    images = np.arange(2 * 32 * 32, dtype=np.int64).reshape(2, 32, 32).astype(np.uint8)
+    before = images.copy()
+    rows = grey_rows(images)
+    assert rows.dtype == np.uint8 and rows.shape == (2, 3072)
+    planes = rows.reshape(2, 3, 32, 32)
+    assert all(np.array_equal(planes[:, c], images) for c in range(3))
+    assert np.array_equal(images, before)
+    with pytest.raises(ValueError, match=r"images must be uint8 \(N, 32, 32\), got uint8 \(2, 28, 28\)"):
+        grey_rows(np.zeros((2, 28, 28), dtype=np.uint8))
+
+
+def test_new_folder_and_run_tool(tmp_path, capsys):
+    assert new_folder(tmp_path) == os.path.join(str(tmp_path), FOLDER)
+    os.makedirs(tmp_path / FOLDER)
+    with pytest.raises(FileExistsError, match=f"output: .*{FOLDER} already exists"):
+        new_folder(tmp_path, "output")
+    assert run_tool("tool", lambda: "made") == 0 and capsys.readouterr().out == "made\n"
+
+    def fail():
+        raise ValueError("bad seed")
+
+    assert run_tool("tool", fail) == 1 and capsys.readouterr().err == "tool: error: bad seed\n"

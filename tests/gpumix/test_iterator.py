@@ -244,7 +244,7 @@ def test_cuda_kernel_under_the_simulator_agrees_with_the_cpu_twin(datasets, monk
         calls.append(batch.shape)
         return cuda_kernel
 
-    monkeypatch.setattr(gpumix.ops, "_kernel", sim_kernel)
+    monkeypatch.setattr(gpumix.ops, "kernel_module", sim_kernel)
     got = _run(loader(), 2)
     assert len(calls) == 2
     for p, q in zip(got, want):

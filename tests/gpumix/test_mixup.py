@@ -9,7 +9,6 @@ import torch
 
 from gpumix import MixMode, Mixup
 
-
 # --- validation: one message per field ---------------------------------------------------------
 
 INVALID_FIELDS = [

@@ -148,7 +148,7 @@ def test_erasing_kernel_matches_reference_and_the_cpu_twin(monkeypatch, make_cas
     erasing = RandomErasing(prob=0.9, mode=erase, max_count=2, seed=1).sample(5, (16, width), 3, epoch=0, step=0)
     got = {}
     for name, module in (("cuda", mix_normalize_cuda), ("cpu", mix_normalize_cpu)):
-        monkeypatch.setattr(ops, "_kernel", lambda b, m=module: m)
+        monkeypatch.setattr(ops, "kernel_module", lambda b, m=module: m)
         source = batch.cuda() if name == "cuda" and not numba_config.ENABLE_CUDASIM else batch
         got[name] = [t.cpu() for t in gpumix.mix_normalize(source, labels, params, mean=mean, std=std,
                                                              num_classes=7, dtype=torch.bfloat16, channels_last=True,

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 
-
 def _shard_sizes(total, num_shards):
     """DALI's split: shard s holds samples [total*s//S, total*(s+1)//S)."""
     return [total * (s + 1) // num_shards - total * s // num_shards for s in range(num_shards)]

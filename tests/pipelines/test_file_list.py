@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from gpumix.pipelines import imagenet_train, imagenet_val
 from gpumix.file_list import format_file_list, read_file_list
+from gpumix.pipelines import imagenet_train, imagenet_val
 from gpumix.tools import scan
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from gpumix import device
-
 from gpumix.pipelines import cifar_train, cifar_val, imagenet_train, imagenet_val
 
 BUILDERS = [(imagenet_train, "imagenet"), (imagenet_val, "file_list"), (imagenet_train, "webdataset"),
