@@ -105,7 +105,7 @@ def datasets(tmp_path_factory):
     with its own label 0..14 (so labels identify samples); webdataset: shards
     of the same kind of set; cifar10/100-binary/python: 4 images per class.
     """
-    from gpumix.tools.make_dataset import make_dataset
+    from gpumix.synthetic import make_dataset
 
     root = tmp_path_factory.mktemp("data")
     found = {"imagenet": make_dataset("imagenet", root / "imagenet", classes=3, images_per_class=5, seed=1,
@@ -152,7 +152,7 @@ def photos(tmp_path_factory):
     ``.cls`` = ``i``; full: whole photographs (astronaut 512x512, coffee
     400x600, china and flower 427x640, rocket 427x640) as JPEGs.
     """
-    from gpumix.tools.make_dataset import write_webdataset
+    from gpumix.synthetic import write_webdataset
 
     pictures = _real_photographs()
     root = tmp_path_factory.mktemp("photos")

@@ -11,10 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gpumix.synthetic import CIFAR_FORMATS, DEFAULT_SIZE, FORMATS, make_dataset, synthetic_image, write_webdataset
+from gpumix.synthetic import CIFAR_FORMATS, DEFAULT_SIZE, FORMATS, make_dataset
 
-# The library lives in gpumix.synthetic; its names stay importable from here for existing callers.
-__all__ = ["FORMATS", "main", "make_dataset", "synthetic_image", "write_webdataset"]
+__all__ = ["main"]
 
 
 def _size(text: str) -> tuple[int, int]:

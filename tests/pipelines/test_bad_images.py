@@ -22,7 +22,7 @@ from PIL import Image
 
 from gpumix.pipelines import imagenet_train, imagenet_val
 from gpumix.tools import scan
-from gpumix.tools.make_dataset import make_dataset
+from gpumix.synthetic import make_dataset
 
 
 def _encode(img, fmt, **kwargs):
