@@ -41,7 +41,9 @@ setup(
         # scikit-learn: the digits tests (gpumix-make-digits) run in CI too instead of skipping;
         # scikit-learn and scikit-image ship the real photographs the pipeline tests crop (tests/conftest.py)
         # timm: tests compare gpumix's random erasing and BCE loss with timm's own implementations
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0", "scikit-image>=0.19", "timm>=0.9"],
+        # ruff and mypy: README's test command lints and type-checks before pytest (configured in pyproject.toml)
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-learn>=1.0", "scikit-image>=0.19", "timm>=0.9",
+                 "ruff>=0.5", "mypy>=1.10"],
         # scikit-learn ships the 8x8 digits behind gpumix-make-digits (the learning check)
         "digits": ["scikit-learn>=1.0"],
         # the trainer's optional --tensorboard logs

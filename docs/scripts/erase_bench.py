@@ -51,7 +51,8 @@ def main() -> None:
     base = statistics.median(times["none"])
     for key, values in times.items():
         median = statistics.median(values)
-        print(f"{key:14s} median {median * 1e3:7.2f} ms  min {min(values) * 1e3:7.2f}  {100 * (median / base - 1):+6.1f}%")
+        extra = 100 * (median / base - 1)
+        print(f"{key:14s} median {median * 1e3:7.2f} ms  min {min(values) * 1e3:7.2f}  {extra:+6.1f}%")
 
 
 if __name__ == "__main__":
