@@ -21,22 +21,13 @@ import math
 import os
 import pickle
 import sys
+from typing import Any
 
 __all__ = ["AttackConfig", "AttackModel", "normalize_pixels", "load_attack_model", "fgsm", "ifgsm", "attack",
            "read_results", "plot_attack_errors", "build_parser", "main"]
 
 ATTACKS = ("fgsm", "ifgsm")
 DEVICES = ("auto", "cuda", "cpu")
-
-
-def _path(name, value, optional=False):
-    if value is None and optional:
-        return None
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty path{' or None' if optional else ''}, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass
@@ -61,12 +52,13 @@ class AttackConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        from gpumix.train.config import check_text
         from gpumix.validation import check_float, check_int
 
-        self.checkpoint = _path("checkpoint", self.checkpoint)
-        self.data = _path("data", self.data)
-        self.json = _path("json", self.json)
-        self.source = _path("source", self.source, optional=True)
+        self.checkpoint = check_text("checkpoint", self.checkpoint)
+        self.data = check_text("data", self.data)
+        self.json = check_text("json", self.json)
+        self.source = check_text("source", self.source, optional=True)
         if isinstance(self.eps, (str, bytes)) or not hasattr(self.eps, "__iter__"):
             raise TypeError(f"eps must be a sequence of floats, got {self.eps!r}")
         eps = tuple(check_float(f"eps[{i}]", e, 0.0, math.inf) for i, e in enumerate(self.eps))
@@ -126,38 +118,27 @@ class AttackModel:
         return self.model(x).float()
 
 
-def load_attack_model(path, device="cpu"):
+def load_attack_model(path: str | os.PathLike, device: Any = "cpu") -> AttackModel:
     """An ``AttackModel`` from a gpumix-train checkpoint, loaded with ``weights_only=True`` (nothing is run).
 
     ValueError if ``path`` is not a trainer checkpoint or its run did not train
-    on a CIFAR-format dataset.
+    on a CIFAR-format dataset (``gpumix.train.checkpoint.load_trained_model``'s checks).
     """
     import torch
 
-    from gpumix.train.checkpoint import load_checkpoint
-    from gpumix.datasets import NUM_CLASSES, STATS
-    from gpumix.train.loop import CHECKPOINT_FORMAT
-    from gpumix.train.models import build_model
+    from gpumix.datasets import STATS
+    from gpumix.train.checkpoint import load_trained_model
 
-    state = load_checkpoint(path)
-    if state.get("format") != CHECKPOINT_FORMAT or "model" not in state or "config" not in state:
-        raise ValueError(f"checkpoint: {path} is not a gpumix-train checkpoint (format {state.get('format')!r})")
-    cfg = state["config"]
-    dataset = cfg.get("dataset")
-    if dataset not in ("cifar10", "cifar100"):
-        raise ValueError(f"checkpoint: {path} trained on {dataset!r}; gpumix-attack reads CIFAR-format data "
-                         "(cifar10, cifar100)")
-    model = build_model(cfg["arch"], cfg.get("num_classes") or NUM_CLASSES[dataset])
-    model.load_state_dict(state["model"])
-    channels_last = bool(cfg.get("channels_last", False))
-    model = model.to(device)
+    trained = load_trained_model(path, "gpumix-attack", device)
+    model = trained.model
+    channels_last = bool(trained.config.get("channels_last", False))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return AttackModel(model=model, mean=STATS[dataset].mean, std=STATS[dataset].std, channels_last=channels_last,
-                       dataset=dataset, path=os.fspath(path), step=state.get("step"), last_eval=state.get("last_eval"))
+    stats = STATS[trained.dataset]
+    return AttackModel(model=model, mean=stats.mean, std=stats.std, channels_last=channels_last,
+                       dataset=trained.dataset, path=trained.path, step=trained.step, last_eval=trained.last_eval)
 
 
 def _input_gradient_sign(source, pixels, labels):

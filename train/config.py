@@ -42,7 +42,9 @@ def _literal(name, value, allowed):
     return value
 
 
-def _text(name, value, optional):
+def check_text(name: str, value: object, optional: bool = False) -> str | None:
+    """``value`` as a non-empty str (a path-like is converted), or None when ``optional`` and None; TypeError
+    naming ``name`` otherwise."""
     if value is None and optional:
         return None
     if isinstance(value, os.PathLike):
@@ -134,14 +136,14 @@ class TrainConfig:
     dist_timeout: float = 300.0
 
     def __post_init__(self):
-        self.recipe = _text("recipe", self.recipe, optional=True)
-        self.data = _text("data", self.data, optional=True)
+        self.recipe = check_text("recipe", self.recipe, optional=True)
+        self.data = check_text("data", self.data, optional=True)
         self.dataset = _literal("dataset", self.dataset, DATASETS)
-        self.arch = _text("arch", self.arch, optional=False)
+        self.arch = check_text("arch", self.arch, optional=False)
         self.epochs = check_int("epochs", self.epochs, 1)
         self.global_batch_size = check_int("global_batch_size", self.global_batch_size, 1)
         self.max_steps = _optional_int("max_steps", self.max_steps, 1)
-        self.output = _text("output", self.output, optional=False)
+        self.output = check_text("output", self.output, optional=False)
         self.resume = check_bool("resume", self.resume)
         self.device = _literal("device", self.device, DEVICES)
         self.seed = check_int("seed", self.seed, 0)
