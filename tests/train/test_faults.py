@@ -57,9 +57,9 @@ def faulty_optimize(self, batch):
         if fault == "pause":
             open(os.environ["GPUMIX_FAULT_MARK"], "w").close()
             time.sleep(3600)
-        if fault == "die-rank1" and self.d.rank == 1:
+        if fault == "die-rank1" and self.dist.rank == 1:
             os._exit(3)
-        if fault == "stall-rank1" and self.d.rank == 1:
+        if fault == "stall-rank1" and self.dist.rank == 1:
             time.sleep(3600)
     return optimize(self, batch)
 
