@@ -53,6 +53,7 @@ class AttackConfig:
 
     def __post_init__(self):
         from gpumix.train.config import check_text
+
         from gpumix.validation import check_float, check_int
 
         self.checkpoint = check_text("checkpoint", self.checkpoint)
@@ -125,9 +126,9 @@ def load_attack_model(path: str | os.PathLike, device: Any = "cpu") -> AttackMod
     on a CIFAR-format dataset (``gpumix.train.checkpoint.load_trained_model``'s checks).
     """
     import torch
+    from gpumix.train.checkpoint import load_trained_model
 
     from gpumix.datasets import STATS
-    from gpumix.train.checkpoint import load_trained_model
 
     trained = load_trained_model(path, "gpumix-attack", device)
     model = trained.model
@@ -188,7 +189,7 @@ def _predictions(target, images):
         return target.logits(images).argmax(1)
 
 
-def attack(cfg):
+def attack(cfg: AttackConfig) -> dict[str, Any]:
     """Run ``cfg`` (an AttackConfig); returns ``{"results": [...], "run": {...}}`` and writes it to ``cfg.json``.
 
     One result per (attack, eps), FGSM first: ``{"attack", "eps", "top1_error",
@@ -198,11 +199,11 @@ def attack(cfg):
     """
     import numpy as np
     import torch
-
     from gpumix.pipelines.cifar_files import load_cifar
-    from gpumix.runinfo import run_record
     from gpumix.train.dist import resolve_device
+
     from gpumix.atomic import write_atomically
+    from gpumix.runinfo import run_record
 
     device = resolve_device(cfg.device, 0)
     target = load_attack_model(cfg.checkpoint, device)
@@ -234,7 +235,7 @@ def attack(cfg):
     return out
 
 
-def read_results(path):
+def read_results(path: str | os.PathLike) -> list[dict]:
     """The ``results`` list of a gpumix-attack JSON file; ValueError naming ``path`` if it has none."""
     with open(path, encoding="utf-8") as f:
         try:
@@ -300,7 +301,7 @@ _HELP = {
 }
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """gpumix-attack's parser, one flag per AttackConfig field, defaults from the config."""
     defaults = {f.name: f.default for f in dataclasses.fields(AttackConfig)
                 if f.default is not dataclasses.MISSING}
@@ -321,7 +322,7 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = AttackConfig(**vars(args))

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-
-from gpumix.iterator import MixupIterator
 from gpumix.train.checkpoint import restore_training
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
 from gpumix.train.models import build_model
 from gpumix.train.optim import build_optimizer
 from gpumix.train.schedule import LRSchedule
+
+from gpumix.iterator import MixupIterator
 
 if TYPE_CHECKING:
     from gpumix.train.config import TrainConfig

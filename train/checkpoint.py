@@ -57,7 +57,7 @@ _LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch
 _CONTAINERS = (dict, collections.OrderedDict, list, tuple, set)
 
 
-def _check_loadable(value: object, where: str) -> None:
+def _check_loadable(value: Any, where: str) -> None:
     """TypeError naming the first value under ``where`` that weights_only loading would refuse."""
     kind = type(value)
     if kind in _LEAVES or isinstance(value, torch.Tensor):
@@ -106,7 +106,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     with atomic_writer(path, "checkpoint ") as f:
         writer = _RecordingFile(f)
         try:
-            torch.save(state, writer)
+            torch.save(state, writer)  # type: ignore[arg-type]  # a file-like with write and flush
         except RuntimeError:
             if writer.error is not None:  # torch.save wraps the OSError of a full disk in a RuntimeError
                 raise writer.error from None

@@ -16,12 +16,12 @@ from importlib import resources
 from typing import Any
 
 import yaml
-
-from gpumix.validation import check_bool, check_float, check_int
-from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
 from gpumix.train.schedule import DECAYS, LRSchedule
+
+from gpumix.erasing import ERASING_MODES
+from gpumix.validation import check_bool, check_float, check_int
 
 __all__ = ["TrainConfig", "check_text", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
@@ -37,12 +37,20 @@ IMAGENET_CROP = 224
 CIFAR_SIZE = 32  # the CIFAR pipelines always crop 32x32
 
 
-def _literal(name, value, allowed):
+def _literal(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
+
+
+@typing.overload
+def check_text(name: str, value: object, optional: typing.Literal[False] = False) -> str: ...
+
+
+@typing.overload
+def check_text(name: str, value: object, optional: bool) -> str | None: ...
 
 
 def check_text(name: str, value: object, optional: bool = False) -> str | None:
@@ -174,7 +182,7 @@ class TrainConfig:
     dist_timeout: float = _setting(
         300.0, "seconds a collective may wait for the other ranks before the run stops with an error")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.recipe = check_text("recipe", self.recipe, optional=True)
         self.data = check_text("data", self.data, optional=True)
         self.dataset = _literal("dataset", self.dataset, DATASETS)
@@ -250,7 +258,7 @@ class TrainConfig:
             raise ValueError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout!r}")
         self._check_combinations()
 
-    def _check_combinations(self):
+    def _check_combinations(self) -> None:
         if self.dataset == "imagenet":
             self.crop = IMAGENET_CROP if self.crop is None else self.crop
             if self.val_resize is not None and self.val_resize < self.crop:
@@ -277,28 +285,28 @@ class TrainConfig:
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
 
     @property
-    def decoder(self):
+    def decoder(self) -> DecoderConfig:
         """The GPU decoder's settings as a ``gpumix.pipelines.DecoderConfig``."""
         return DecoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DecoderConfig)})
 
-    def schedule_decay(self):
+    def schedule_decay(self) -> dict[str, Any]:
         """``LRSchedule``'s decay keywords for this run: the decay kind, its end epoch and its floor."""
         return dict(decay=self.lr_decay, total_epochs=self.epochs, min_lr=self.min_lr)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """A dict of plain str/int/float/bool/None/list values: JSON- and weights_only-safe."""
         values = dataclasses.asdict(self)
         values["milestones"] = list(self.milestones)
         return values
 
 
-def shipped_recipes():
+def shipped_recipes() -> list[str]:
     """Sorted names of the recipes shipped inside the package (file names without ``.yaml``)."""
     folder = resources.files("gpumix.train") / "recipes"
     return sorted(p.name[:-len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def recipe_path(name):
+def recipe_path(name: str | os.PathLike) -> str:
     """The YAML file of a shipped recipe ``name``, or ``name`` itself when it is a path to a .yaml file."""
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -315,7 +323,7 @@ def recipe_path(name):
     return str(path)
 
 
-def load_recipe(name_or_path):
+def load_recipe(name_or_path: str | os.PathLike) -> dict[str, Any]:
     """The settings of a recipe (a shipped name or a .yaml path) as a dict of TrainConfig field names."""
     path = recipe_path(name_or_path)
     with open(path, encoding="utf-8") as f:

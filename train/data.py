@@ -10,12 +10,12 @@ import glob
 import os
 
 import torch
+from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 
 from gpumix.datasets import NUM_CLASSES, STATS, data_source
 from gpumix.erasing import RandomErasing
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
-from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 
 __all__ = ["imagenet_split", "num_classes_of", "input_dtype", "auto_augment_of", "build_loaders"]
 

@@ -15,10 +15,6 @@ from typing import Any
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
-from tqdm import tqdm
-
-from gpumix.atomic import write_atomically
-from gpumix.runinfo import run_record
 from gpumix.train import dist as distributed
 from gpumix.train.builder import build_training
 from gpumix.train.checkpoint import CHECKPOINT_NAME, prepare_output, rng_state, save_checkpoint, training_state
@@ -26,6 +22,10 @@ from gpumix.train.config import TrainConfig
 from gpumix.train.dist import Dist
 from gpumix.train.losses import bce_loss, mixupe_loss, pair_ce, soft_target_ce
 from gpumix.train.metrics import MetricsLog, plot_metrics
+from tqdm import tqdm
+
+from gpumix.atomic import write_atomically
+from gpumix.runinfo import run_record
 
 __all__ = ["train", "NonFiniteLoss"]
 
@@ -256,12 +256,12 @@ class _Trainer:
             self.tensorboard.close()
 
 
-def _write_json(path, value):
+def _write_json(path: str, value: Any) -> None:
     """Write ``value`` to ``path`` as indented JSON, atomically; an OSError (a full disk) names ``path``."""
     write_atomically(path, json.dumps(value, indent=2))
 
 
-def train(cfg):
+def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume, with ``cfg.resume``) one rank of a training run; returns rank 0's summary dict.
 
     Writes into ``cfg.output``: ``checkpoint.pt`` (at every epoch end, every
@@ -283,7 +283,7 @@ def train(cfg):
                         "steps_per_epoch": len(trainer.train_loader)}
             _write_json(os.path.join(trainer.output, "run.json"), run_record(settings, device_name))
         summary = trainer.fit()
-        if dist.is_main:
+        if trainer.metrics is not None:  # rank 0's
             _write_json(os.path.join(trainer.output, "summary.json"), summary)
             if summary["last_eval"] is not None or summary["step"] > 0:
                 plot_metrics(trainer.metrics.path, os.path.join(trainer.output, "curves.png"))

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-
 from gpumix.train.losses import LossKind, bce_loss
 
 

@@ -4,7 +4,6 @@ import json
 import math
 
 import pytest
-
 from gpumix.pipelines import DecoderConfig
 from gpumix.train.config import TrainConfig, build_parser, load_recipe, parse_config, recipe_path, shipped_recipes
 
@@ -14,7 +13,8 @@ IMAGENET = dict(dataset="imagenet", arch="resnet50", epochs=90, global_batch_siz
 CIFAR = dict(arch="preactresnet18", epochs=200, global_batch_size=128, momentum=0.9, weight_decay=1e-4,
              nesterov=False, base_lr=0.1, peak_lr=0.1, warmup_epochs=0.0, milestones=(100, 150), gamma=0.1,
              crop=32, loss="pair", label_smoothing=0.0)
-RECIPE_FLAGS = {"--mixup-off-epoch", "--mixup-mode", "--mixup-prob", "--mixup-switch-prob", "--bce-target-thresh", "--bce-sum", "--auto-augment", "--randaug-num-ops",
+RECIPE_FLAGS = {"--mixup-off-epoch", "--mixup-mode", "--mixup-prob", "--mixup-switch-prob", "--bce-target-thresh",
+                "--bce-sum", "--auto-augment", "--randaug-num-ops",
                 "--randaug-magnitude", "--optimizer", "--lr-decay", "--min-lr", "--clip-grad", "--model-ema-decay",
                 "--reprob", "--remode", "--recount"}  # issue 15's
 RECIPES = {
