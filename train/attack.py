@@ -305,21 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     """gpumix-attack's parser, one flag per AttackConfig field, defaults from the config."""
     defaults = {f.name: f.default for f in dataclasses.fields(AttackConfig)
                 if f.default is not dataclasses.MISSING}
-    p = argparse.ArgumentParser(prog="gpumix-attack", description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help=_HELP["checkpoint"])
-    p.add_argument("--data", required=True, help=_HELP["data"])
-    p.add_argument("--json", required=True, metavar="PATH", help=_HELP["json"])
-    p.add_argument("--eps", type=float, nargs="+", default=list(defaults["eps"]), metavar="E",
+    parser = argparse.ArgumentParser(prog="gpumix-attack", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help=_HELP["checkpoint"])
+    parser.add_argument("--data", required=True, help=_HELP["data"])
+    parser.add_argument("--json", required=True, metavar="PATH", help=_HELP["json"])
+    parser.add_argument("--eps", type=float, nargs="+", default=list(defaults["eps"]), metavar="E",
                    help=f"{_HELP['eps']} (default: {' '.join(map(str, defaults['eps']))})")
-    p.add_argument("--steps", type=int, default=defaults["steps"], metavar="N",
+    parser.add_argument("--steps", type=int, default=defaults["steps"], metavar="N",
                    help=f"{_HELP['steps']} (default: {defaults['steps']})")
-    p.add_argument("--source", default=None, metavar="CHECKPOINT", help=_HELP["source"])
-    p.add_argument("--limit", type=int, default=None, metavar="N", help=_HELP["limit"])
-    p.add_argument("--batch-size", type=int, default=defaults["batch_size"], metavar="N",
+    parser.add_argument("--source", default=None, metavar="CHECKPOINT", help=_HELP["source"])
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help=_HELP["limit"])
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"], metavar="N",
                    help=f"{_HELP['batch_size']} (default: {defaults['batch_size']})")
-    p.add_argument("--device", choices=DEVICES, default=defaults["device"],
+    parser.add_argument("--device", choices=DEVICES, default=defaults["device"],
                    help=f"{_HELP['device']} (default: {defaults['device']})")
-    return p
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

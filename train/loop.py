@@ -121,11 +121,11 @@ class _Trainer:
         model = _unwrap(self.model) if model is None else model  # no DDP hooks: ranks may run different batches
         model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)
-        k = min(5, self.num_classes)
+        top_k = min(5, self.num_classes)
         for images, labels in self.val_loader:
             with _autocast(self.device, self.cfg.amp):
                 logits = model(images)
-            top = logits.topk(k, dim=1).indices
+            top = logits.topk(top_k, dim=1).indices
             hit = top == labels.view(-1, 1)
             counts += torch.stack([hit[:, 0].sum(), hit.any(dim=1).sum(),
                                    torch.tensor(labels.numel(), device=self.device)]).to(torch.float64)
@@ -208,17 +208,17 @@ class _Trainer:
         try:
             while self.train_loader.epoch < cfg.epochs and not stopped:
                 epoch = self.train_loader.epoch
-                it = iter(self.train_loader)
+                batches = iter(self.train_loader)
                 while True:
                     if cfg.max_steps is not None and self.step >= cfg.max_steps:
                         stopped = True
                         break
-                    t0 = time.perf_counter()
+                    wait_start = time.perf_counter()
                     try:
-                        batch = next(it)
+                        batch = next(batches)
                     except StopIteration:
                         break
-                    window["wait"] += time.perf_counter() - t0
+                    window["wait"] += time.perf_counter() - wait_start
                     loss, lr = self._optimize(batch)
                     window["images"] += batch[0].shape[0]
                     pending.append((self.step, loss, lr, epoch + 1))  # epochs counted from 1, as in the epoch records
