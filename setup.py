@@ -63,7 +63,7 @@ setup(
             "gpumix-bench-pipeline=gpumix.bench.pipeline:main",
             "gpumix-make-dataset=gpumix.tools.make_dataset:main",
             "gpumix-scan=gpumix.tools.scan:main",
-            "gpumix-label-fit=gpumix.tools.label_fit:main",
+            "gpumix-label-fit=gpumix.train.label_fit:main",
             "gpumix-kernel-report=gpumix.tools.kernel_report:main",
             "gpumix-gpu-check=gpumix.bench.gpu_check:main",
         ],

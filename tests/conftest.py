@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-# Error bounds of DEVELOPERS.md against the float64 reference (relative, plus
+# Error bounds against the float64 reference, as docs/reliability.md states them (relative, plus
 # an absolute floor of the same size relative to the largest output value).
 TOLERANCE = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 

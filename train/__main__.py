@@ -11,7 +11,7 @@ from gpumix.train.config import parse_config
 __all__ = ["main"]
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(argv)
     # Imported after parsing, so that --help and flag errors answer without loading DALI or torch models.
     from gpumix.pipelines import DatasetFileError

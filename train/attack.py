@@ -21,22 +21,13 @@ import math
 import os
 import pickle
 import sys
+from typing import Any
 
 __all__ = ["AttackConfig", "AttackModel", "normalize_pixels", "load_attack_model", "fgsm", "ifgsm", "attack",
            "read_results", "plot_attack_errors", "build_parser", "main"]
 
 ATTACKS = ("fgsm", "ifgsm")
 DEVICES = ("auto", "cuda", "cpu")
-
-
-def _path(name, value, optional=False):
-    if value is None and optional:
-        return None
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty path{' or None' if optional else ''}, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass
@@ -61,12 +52,14 @@ class AttackConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        from gpumix.train.config import check_text
+
         from gpumix.validation import check_float, check_int
 
-        self.checkpoint = _path("checkpoint", self.checkpoint)
-        self.data = _path("data", self.data)
-        self.json = _path("json", self.json)
-        self.source = _path("source", self.source, optional=True)
+        self.checkpoint = check_text("checkpoint", self.checkpoint)
+        self.data = check_text("data", self.data)
+        self.json = check_text("json", self.json)
+        self.source = check_text("source", self.source, optional=True)
         if isinstance(self.eps, (str, bytes)) or not hasattr(self.eps, "__iter__"):
             raise TypeError(f"eps must be a sequence of floats, got {self.eps!r}")
         eps = tuple(check_float(f"eps[{i}]", e, 0.0, math.inf) for i, e in enumerate(self.eps))
@@ -126,38 +119,27 @@ class AttackModel:
         return self.model(x).float()
 
 
-def load_attack_model(path, device="cpu"):
+def load_attack_model(path: str | os.PathLike, device: Any = "cpu") -> AttackModel:
     """An ``AttackModel`` from a gpumix-train checkpoint, loaded with ``weights_only=True`` (nothing is run).
 
     ValueError if ``path`` is not a trainer checkpoint or its run did not train
-    on a CIFAR-format dataset.
+    on a CIFAR-format dataset (``gpumix.train.checkpoint.load_trained_model``'s checks).
     """
     import torch
+    from gpumix.train.checkpoint import load_trained_model
 
-    from gpumix.train.checkpoint import load_checkpoint
-    from gpumix.datasets import NUM_CLASSES, STATS
-    from gpumix.train.loop import CHECKPOINT_FORMAT
-    from gpumix.train.models import build_model
+    from gpumix.datasets import STATS
 
-    state = load_checkpoint(path)
-    if state.get("format") != CHECKPOINT_FORMAT or "model" not in state or "config" not in state:
-        raise ValueError(f"checkpoint: {path} is not a gpumix-train checkpoint (format {state.get('format')!r})")
-    cfg = state["config"]
-    dataset = cfg.get("dataset")
-    if dataset not in ("cifar10", "cifar100"):
-        raise ValueError(f"checkpoint: {path} trained on {dataset!r}; gpumix-attack reads CIFAR-format data "
-                         "(cifar10, cifar100)")
-    model = build_model(cfg["arch"], cfg.get("num_classes") or NUM_CLASSES[dataset])
-    model.load_state_dict(state["model"])
-    channels_last = bool(cfg.get("channels_last", False))
-    model = model.to(device)
+    trained = load_trained_model(path, "gpumix-attack", device)
+    model = trained.model
+    channels_last = bool(trained.config.get("channels_last", False))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return AttackModel(model=model, mean=STATS[dataset].mean, std=STATS[dataset].std, channels_last=channels_last,
-                       dataset=dataset, path=os.fspath(path), step=state.get("step"), last_eval=state.get("last_eval"))
+    stats = STATS[trained.dataset]
+    return AttackModel(model=model, mean=stats.mean, std=stats.std, channels_last=channels_last,
+                       dataset=trained.dataset, path=trained.path, step=trained.step, last_eval=trained.last_eval)
 
 
 def _input_gradient_sign(source, pixels, labels):
@@ -207,7 +189,7 @@ def _predictions(target, images):
         return target.logits(images).argmax(1)
 
 
-def attack(cfg):
+def attack(cfg: AttackConfig) -> dict[str, Any]:
     """Run ``cfg`` (an AttackConfig); returns ``{"results": [...], "run": {...}}`` and writes it to ``cfg.json``.
 
     One result per (attack, eps), FGSM first: ``{"attack", "eps", "top1_error",
@@ -217,11 +199,11 @@ def attack(cfg):
     """
     import numpy as np
     import torch
-
     from gpumix.pipelines.cifar_files import load_cifar
-    from gpumix.runinfo import run_record
     from gpumix.train.dist import resolve_device
+
     from gpumix.atomic import write_atomically
+    from gpumix.runinfo import run_record
 
     device = resolve_device(cfg.device, 0)
     target = load_attack_model(cfg.checkpoint, device)
@@ -253,7 +235,7 @@ def attack(cfg):
     return out
 
 
-def read_results(path):
+def read_results(path: str | os.PathLike) -> list[dict]:
     """The ``results`` list of a gpumix-attack JSON file; ValueError naming ``path`` if it has none."""
     with open(path, encoding="utf-8") as f:
         try:
@@ -319,28 +301,28 @@ _HELP = {
 }
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """gpumix-attack's parser, one flag per AttackConfig field, defaults from the config."""
     defaults = {f.name: f.default for f in dataclasses.fields(AttackConfig)
                 if f.default is not dataclasses.MISSING}
-    p = argparse.ArgumentParser(prog="gpumix-attack", description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help=_HELP["checkpoint"])
-    p.add_argument("--data", required=True, help=_HELP["data"])
-    p.add_argument("--json", required=True, metavar="PATH", help=_HELP["json"])
-    p.add_argument("--eps", type=float, nargs="+", default=list(defaults["eps"]), metavar="E",
+    parser = argparse.ArgumentParser(prog="gpumix-attack", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help=_HELP["checkpoint"])
+    parser.add_argument("--data", required=True, help=_HELP["data"])
+    parser.add_argument("--json", required=True, metavar="PATH", help=_HELP["json"])
+    parser.add_argument("--eps", type=float, nargs="+", default=list(defaults["eps"]), metavar="E",
                    help=f"{_HELP['eps']} (default: {' '.join(map(str, defaults['eps']))})")
-    p.add_argument("--steps", type=int, default=defaults["steps"], metavar="N",
+    parser.add_argument("--steps", type=int, default=defaults["steps"], metavar="N",
                    help=f"{_HELP['steps']} (default: {defaults['steps']})")
-    p.add_argument("--source", default=None, metavar="CHECKPOINT", help=_HELP["source"])
-    p.add_argument("--limit", type=int, default=None, metavar="N", help=_HELP["limit"])
-    p.add_argument("--batch-size", type=int, default=defaults["batch_size"], metavar="N",
+    parser.add_argument("--source", default=None, metavar="CHECKPOINT", help=_HELP["source"])
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help=_HELP["limit"])
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"], metavar="N",
                    help=f"{_HELP['batch_size']} (default: {defaults['batch_size']})")
-    p.add_argument("--device", choices=DEVICES, default=defaults["device"],
+    parser.add_argument("--device", choices=DEVICES, default=defaults["device"],
                    help=f"{_HELP['device']} (default: {defaults['device']})")
-    return p
+    return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = AttackConfig(**vars(args))

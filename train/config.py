@@ -10,17 +10,20 @@ import enum
 import math
 import numbers
 import os
+import re
+import typing
 from importlib import resources
+from typing import Any
 
 import yaml
-
-from gpumix.validation import check_bool, check_float, check_int
-from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
 from gpumix.train.schedule import DECAYS, LRSchedule
 
-__all__ = ["TrainConfig", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
+from gpumix.erasing import ERASING_MODES
+from gpumix.validation import check_bool, check_float, check_int
+
+__all__ = ["TrainConfig", "check_text", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
 DATASETS = ("imagenet", "cifar10", "cifar100")
 DEVICES = ("auto", "cuda", "cpu")
@@ -34,7 +37,7 @@ IMAGENET_CROP = 224
 CIFAR_SIZE = 32  # the CIFAR pipelines always crop 32x32
 
 
-def _literal(name, value, allowed):
+def _literal(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if not isinstance(value, str) or value not in allowed:
@@ -42,7 +45,17 @@ def _literal(name, value, allowed):
     return value
 
 
-def _text(name, value, optional):
+@typing.overload
+def check_text(name: str, value: object, optional: typing.Literal[False] = False) -> str: ...
+
+
+@typing.overload
+def check_text(name: str, value: object, optional: bool) -> str | None: ...
+
+
+def check_text(name: str, value: object, optional: bool = False) -> str | None:
+    """``value`` as a non-empty str (a path-like is converted), or None when ``optional`` and None; TypeError
+    naming ``name`` otherwise."""
     if value is None and optional:
         return None
     if isinstance(value, os.PathLike):
@@ -52,8 +65,13 @@ def _text(name, value, optional):
     return value
 
 
-def _optional_int(name, value, minimum):
+def _optional_int(name: str, value: object, minimum: int) -> int | None:
     return None if value is None else check_int(name, value, minimum)
+
+
+def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
+    """A TrainConfig field with its default and its meaning: the --flag's help text and allowed values."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar})
 
 
 @dataclasses.dataclass
@@ -68,80 +86,111 @@ class TrainConfig:
     bounds how long a collective waits for a dead or stuck rank.
     """
 
-    recipe: str | None = None
-    data: str | None = None
-    dataset: str = "imagenet"
-    arch: str = "resnet50"
-    epochs: int = 90
-    global_batch_size: int = 1024
-    max_steps: int | None = None
-    output: str = "runs/gpumix"
-    resume: bool = False
-    device: str = "auto"
-    seed: int = 0
-    mixup_alpha: float = 0.2
-    cutmix_alpha: float = 0.0
-    label_smoothing: float = 0.0
-    loss: str = "pair"
+    recipe: str | None = _setting(None, "a shipped recipe name or a .yaml path; flags override its settings")
+    data: str | None = _setting(
+        None, "dataset root: ImageNet class folders, file list or .tar shards; CIFAR's extracted folder")
+    dataset: str = _setting("imagenet", "what --data holds", choices=DATASETS)
+    arch: str = _setting("resnet50", "model: any torchvision classification model name, or preactresnet18")
+    epochs: int = _setting(90, "training epochs (the schedule's length)")
+    global_batch_size: int = _setting(1024, "images per optimizer step, summed over all ranks")
+    max_steps: int | None = _setting(None, "stop after this many optimizer steps (for smoke tests)")
+    output: str = _setting("runs/gpumix", "folder for the checkpoint, metrics, run record and curves")
+    resume: bool = _setting(False, "continue from OUTPUT/checkpoint.pt")
+    device: str = _setting("auto", "where to train (auto: the GPU when there is one)", choices=DEVICES)
+    seed: int = _setting(0, "seed of the weights, the data order and the mixing")
+    mixup_alpha: float = _setting(0.2, "mixup's Beta(alpha, alpha) (0: no mixup)")
+    cutmix_alpha: float = _setting(0.0, "CutMix's Beta(alpha, alpha) (0: no CutMix)")
+    label_smoothing: float = _setting(0.0, "label smoothing, in [0, 1)")
+    loss: str = _setting("pair", "soft-target CE, per-pair CE, MixupE or timm's BCE", choices=LOSSES)
     # The official MixupE README's --mixupe_version 3 run (--mixup_eta 0.001 --threshold 1.0).
-    mixupe_eta: float = 0.001
-    mixupe_tau: float = 1.0
+    mixupe_eta: float = _setting(0.001, "MixupE's eta (the official code's --mixup_eta)")
+    mixupe_tau: float = _setting(1.0, "MixupE's threshold tau (inf allowed)")
     # issue 15: timm's --mixup-off-epoch, --bce-loss/--bce-target-thresh/--bce-sum, --aa, --opt adamw, --sched cosine
-    mixup_off_epoch: int | None = None
-    mixup_mode: str = "batch"
-    mixup_prob: float = 1.0
-    mixup_switch_prob: float = 0.5
-    bce_target_thresh: float | None = None
-    bce_sum: bool = False
-    auto_augment: str | None = None
-    randaug_num_ops: int = 2
-    randaug_magnitude: int = 9
-    optimizer: str = "sgd"
-    lr_decay: str = "step"
-    min_lr: float = 0.0
-    clip_grad: float | None = None
-    model_ema_decay: float | None = None
+    mixup_off_epoch: int | None = _setting(
+        None, "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
+              "(timm's --mixup-off-epoch)")
+    mixup_mode: str = _setting("batch", "one lam per batch, per pair or per sample (timm's --mixup-mode)",
+                               choices=MIXUP_MODES)
+    mixup_prob: float = _setting(1.0, "chance that a batch (pair, sample) is mixed at all (timm's --mixup-prob)")
+    mixup_switch_prob: float = _setting(
+        0.5, "chance of CutMix rather than mixup when both are on (timm's --mixup-switch-prob)")
+    bce_target_thresh: float | None = _setting(
+        None, "with --loss bce: targets above it become 1, the rest 0 (timm's --bce-target-thresh)")
+    bce_sum: bool = _setting(False, "with --loss bce: sum over classes, mean over the batch (timm's --bce-sum)")
+    auto_augment: str | None = _setting(
+        None, "auto-augment in the DALI train pipeline, after the crop and flip ('none' turns a recipe's off)",
+        choices=AUTO_AUGMENTS)
+    randaug_num_ops: int = _setting(2, "RandAugment's number of ops per image (timm's rand-n)")
+    randaug_magnitude: int = _setting(9, "RandAugment's magnitude, 0-10 as in timm (rand-m9)")
+    optimizer: str = _setting(
+        "sgd", "sgd (momentum, nesterov) or adamw (torch's; betas 0.9/0.999, no weight decay on 1-D weights "
+               "and biases, as timm)", choices=OPTIMIZERS)
+    lr_decay: str = _setting(
+        "step", "after the warmup: step (milestones, gamma) or cosine to --min-lr at the last epoch", choices=DECAYS)
+    min_lr: float = _setting(0.0, "the cosine decay's final learning rate")
+    clip_grad: float | None = _setting(
+        None, "clip the global gradient norm to this value (timm's --clip-grad, DeiT III's 1.0)")
+    model_ema_decay: float | None = _setting(
+        None, "keep an exponential moving average of the weights with this decay and evaluate it too "
+              "(timm's --model-ema --model-ema-decay; DeiT's 0.99996)")
     # timm's --reprob/--remode/--recount: random erasing in the fused pass (gpumix.RandomErasing)
-    reprob: float = 0.0
-    remode: str = "const"
-    recount: int = 1
-    base_lr: float = 0.1
-    peak_lr: float = 0.4
-    warmup_epochs: float = 5.0
-    milestones: tuple = (30, 60, 80)
-    gamma: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = False
-    crop: int | None = None
-    val_resize: int | None = None
-    num_threads: int = 4
-    reader_workers: int = 0
+    reprob: float = _setting(
+        0.0, "random erasing's chance per sample, in the fused pass before mixing (timm's --reprob; DeiT's 0.25)")
+    remode: str = _setting(
+        "const", "what erasing writes, in normalized units: const (0), rand (N(0,1) per box and channel) or pixel "
+                 "(N(0,1) per element) (timm's --remode)", choices=ERASING_MODES)
+    recount: int = _setting(1, "erasing boxes per erased sample, at most (timm's --recount)")
+    base_lr: float = _setting(0.1, "learning rate at the start of the warmup")
+    peak_lr: float = _setting(0.4, "learning rate at the end of the warmup")
+    warmup_epochs: float = _setting(5.0, "epochs of linear warmup from base_lr to peak_lr")
+    milestones: tuple[int, ...] = _setting(
+        (30, 60, 80), "epochs at which the learning rate is multiplied by gamma", metavar="EPOCH")
+    gamma: float = _setting(0.1, "the step decay's factor at each milestone")
+    momentum: float = _setting(0.9, "SGD's momentum")
+    weight_decay: float = _setting(1e-4, "weight decay")
+    nesterov: bool = _setting(False, "Nesterov momentum (SGD)")
+    crop: int | None = _setting(None, "training crop (default: 224 for ImageNet, 32 for CIFAR)")
+    val_resize: int | None = _setting(
+        None, "ImageNet validation: resize the shorter side to this before the center crop (default: crop * 256 / 224)")
+    num_threads: int = _setting(
+        4, "DALI threads per rank (CPU decoding and augmentation; the GPU decoder's host threads)")
+    reader_workers: int = _setting(0, "processes that read WebDataset shards per rank (0: the training process)")
     # the GPU decoder's knobs (gpumix.pipelines.DecoderConfig, which says where each default comes from)
-    hw_decoder_load: float = DecoderConfig.hw_decoder_load
-    device_memory_padding: int = DecoderConfig.device_memory_padding
-    host_memory_padding: int = DecoderConfig.host_memory_padding
-    preallocate_width_hint: int = DecoderConfig.preallocate_width_hint
-    preallocate_height_hint: int = DecoderConfig.preallocate_height_hint
-    checkpoint_every: int | None = None
-    amp: str = "bf16"
-    compile: bool = False
-    channels_last: bool = True
-    tensorboard: bool = False
-    log_every: int = 10
-    deterministic: bool = False
-    num_classes: int | None = None
-    dist_timeout: float = 300.0
+    hw_decoder_load: float = _setting(
+        DecoderConfig.hw_decoder_load, "share of JPEGs for the GPU's hardware JPEG decoder (A100/H100), 0-1")
+    device_memory_padding: int = _setting(
+        DecoderConfig.device_memory_padding, "bytes nvJPEG pads each GPU buffer with; one buffer per DALI thread")
+    host_memory_padding: int = _setting(
+        DecoderConfig.host_memory_padding,
+        "bytes nvJPEG pads each pinned host buffer with; two buffers per DALI thread")
+    preallocate_width_hint: int = _setting(
+        DecoderConfig.preallocate_width_hint,
+        "image width the hardware JPEG decoder preallocates for (0: grow on demand)")
+    preallocate_height_hint: int = _setting(
+        DecoderConfig.preallocate_height_hint,
+        "image height the hardware JPEG decoder preallocates for (0: grow on demand)")
+    checkpoint_every: int | None = _setting(
+        None, "also checkpoint every N steps (default: at epoch ends and at the stop only)")
+    amp: str = _setting("bf16", "autocast dtype on the GPU", choices=AMP_MODES)
+    compile: bool = _setting(False, "torch.compile the model")
+    channels_last: bool = _setting(True, "channels_last batches and weights")
+    tensorboard: bool = _setting(False, "also log to OUTPUT/tensorboard (needs the tensorboard package)")
+    log_every: int = _setting(10, "log (and sync with the host) every N steps")
+    deterministic: bool = _setting(False, "torch's deterministic algorithms (bit-exact resumes on the CPU)")
+    num_classes: int | None = _setting(
+        None, "classes (default: CIFAR's, the class folders or the file list's labels; 1000 for shards)")
+    dist_timeout: float = _setting(
+        300.0, "seconds a collective may wait for the other ranks before the run stops with an error")
 
-    def __post_init__(self):
-        self.recipe = _text("recipe", self.recipe, optional=True)
-        self.data = _text("data", self.data, optional=True)
+    def __post_init__(self) -> None:
+        self.recipe = check_text("recipe", self.recipe, optional=True)
+        self.data = check_text("data", self.data, optional=True)
         self.dataset = _literal("dataset", self.dataset, DATASETS)
-        self.arch = _text("arch", self.arch, optional=False)
+        self.arch = check_text("arch", self.arch, optional=False)
         self.epochs = check_int("epochs", self.epochs, 1)
         self.global_batch_size = check_int("global_batch_size", self.global_batch_size, 1)
         self.max_steps = _optional_int("max_steps", self.max_steps, 1)
-        self.output = _text("output", self.output, optional=False)
+        self.output = check_text("output", self.output, optional=False)
         self.resume = check_bool("resume", self.resume)
         self.device = _literal("device", self.device, DEVICES)
         self.seed = check_int("seed", self.seed, 0)
@@ -209,7 +258,7 @@ class TrainConfig:
             raise ValueError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout!r}")
         self._check_combinations()
 
-    def _check_combinations(self):
+    def _check_combinations(self) -> None:
         if self.dataset == "imagenet":
             self.crop = IMAGENET_CROP if self.crop is None else self.crop
             if self.val_resize is not None and self.val_resize < self.crop:
@@ -236,28 +285,28 @@ class TrainConfig:
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
 
     @property
-    def decoder(self):
+    def decoder(self) -> DecoderConfig:
         """The GPU decoder's settings as a ``gpumix.pipelines.DecoderConfig``."""
         return DecoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DecoderConfig)})
 
-    def schedule_decay(self):
+    def schedule_decay(self) -> dict[str, Any]:
         """``LRSchedule``'s decay keywords for this run: the decay kind, its end epoch and its floor."""
         return dict(decay=self.lr_decay, total_epochs=self.epochs, min_lr=self.min_lr)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """A dict of plain str/int/float/bool/None/list values: JSON- and weights_only-safe."""
         values = dataclasses.asdict(self)
         values["milestones"] = list(self.milestones)
         return values
 
 
-def shipped_recipes():
+def shipped_recipes() -> list[str]:
     """Sorted names of the recipes shipped inside the package (file names without ``.yaml``)."""
     folder = resources.files("gpumix.train") / "recipes"
     return sorted(p.name[:-len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def recipe_path(name):
+def recipe_path(name: str | os.PathLike) -> str:
     """The YAML file of a shipped recipe ``name``, or ``name`` itself when it is a path to a .yaml file."""
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -274,7 +323,7 @@ def recipe_path(name):
     return str(path)
 
 
-def load_recipe(name_or_path):
+def load_recipe(name_or_path: str | os.PathLike) -> dict[str, Any]:
     """The settings of a recipe (a shipped name or a .yaml path) as a dict of TrainConfig field names."""
     path = recipe_path(name_or_path)
     with open(path, encoding="utf-8") as f:
@@ -294,96 +343,68 @@ def load_recipe(name_or_path):
     return values
 
 
-_FLAGS = (  # (field, type or action, choices)
-    ("recipe", str, None), ("data", str, None), ("dataset", str, DATASETS), ("arch", str, None),
-    ("epochs", int, None), ("global_batch_size", int, None), ("max_steps", int, None), ("output", str, None),
-    ("resume", "store_true", None), ("device", str, DEVICES), ("seed", int, None), ("mixup_alpha", float, None),
-    ("cutmix_alpha", float, None), ("label_smoothing", float, None), ("loss", str, LOSSES),
-    ("mixupe_eta", float, None), ("mixupe_tau", float, None), ("checkpoint_every", int, None),
-    ("base_lr", float, None), ("peak_lr", float, None), ("warmup_epochs", float, None),
-    ("weight_decay", float, None), ("amp", str, AMP_MODES), ("compile", "store_true", None),
-    ("num_threads", int, None), ("log_every", int, None), ("tensorboard", "store_true", None),
-    ("deterministic", "store_true", None), ("crop", int, None), ("num_classes", int, None),
-    ("dist_timeout", float, None), ("milestones", "ints", None), ("gamma", float, None), ("momentum", float, None),
-    ("nesterov", "store_true", None), ("val_resize", int, None), ("hw_decoder_load", float, None),
-    ("device_memory_padding", int, None), ("host_memory_padding", int, None), ("preallocate_width_hint", int, None),
-    ("preallocate_height_hint", int, None), ("reader_workers", int, None),
-)
-_HELP = {
-    "recipe": "a shipped recipe name or a .yaml path; flags override its settings",
-    "data": "dataset root: ImageNet class folders, file list or .tar shards; CIFAR's extracted folder",
-    "max_steps": "stop after this many optimizer steps (for smoke tests)",
-    "resume": "continue from OUTPUT/checkpoint.pt",
-    "num_threads": "DALI threads per rank (CPU decoding and augmentation; the GPU decoder's host threads)",
-    "reader_workers": "processes that read WebDataset shards per rank (0: the training process)",
-    "hw_decoder_load": "share of JPEGs for the GPU's hardware JPEG decoder (A100/H100), 0-1",
-    "device_memory_padding": "bytes nvJPEG pads each GPU buffer with; one buffer per DALI thread",
-    "host_memory_padding": "bytes nvJPEG pads each pinned host buffer with; two buffers per DALI thread",
-    "preallocate_width_hint": "image width the hardware JPEG decoder preallocates for (0: grow on demand)",
-    "preallocate_height_hint": "image height the hardware JPEG decoder preallocates for (0: grow on demand)",
-    "checkpoint_every": "also checkpoint every N steps (default: at epoch ends and at the stop only)",
-    "amp": "autocast dtype on the GPU",
-    "crop": "training crop (default: 224 for ImageNet, 32 for CIFAR)",
-    "num_classes": "classes (default: CIFAR's, the class folders or the file list's labels; 1000 for shards)",
-    "milestones": "epochs at which the learning rate is multiplied by gamma",
-    "dist_timeout": "seconds a collective may wait for the other ranks before the run stops with an error",
-}
-# The flags of issue 15's modern recipes, kept apart so that other flag additions merge cleanly.
-_RECIPE_FLAGS = (
-    ("mixup_off_epoch", int, None), ("mixup_mode", str, MIXUP_MODES), ("mixup_prob", float, None),
-    ("mixup_switch_prob", float, None), ("bce_target_thresh", float, None), ("bce_sum", "store_true", None),
-    ("auto_augment", str, AUTO_AUGMENTS), ("randaug_num_ops", int, None), ("randaug_magnitude", int, None),
-    ("optimizer", str, OPTIMIZERS), ("lr_decay", str, DECAYS), ("min_lr", float, None),
-    ("clip_grad", float, None), ("model_ema_decay", float, None),
-    ("reprob", float, None), ("remode", str, ERASING_MODES), ("recount", int, None),
-)
-_RECIPE_HELP = {
-    "mixup_off_epoch": "from this epoch on nothing is mixed: clean images, (smoothed) one-hot targets "
-                       "(timm's --mixup-off-epoch)",
-    "mixup_mode": "one lam per batch, per pair or per sample (timm's --mixup-mode)",
-    "mixup_prob": "chance that a batch (pair, sample) is mixed at all (timm's --mixup-prob)",
-    "mixup_switch_prob": "chance of CutMix rather than mixup when both are on (timm's --mixup-switch-prob)",
-    "bce_target_thresh": "with --loss bce: targets above it become 1, the rest 0 (timm's --bce-target-thresh)",
-    "bce_sum": "with --loss bce: sum over classes, mean over the batch (timm's --bce-sum)",
-    "auto_augment": "auto-augment in the DALI train pipeline, after the crop and flip ('none' turns a recipe's off)",
-    "randaug_num_ops": "RandAugment's number of ops per image (timm's rand-n)",
-    "randaug_magnitude": "RandAugment's magnitude, 0-10 as in timm (rand-m9)",
-    "optimizer": "sgd (momentum, nesterov) or adamw (torch's; betas 0.9/0.999, no weight decay on 1-D weights "
-                 "and biases, as timm)",
-    "lr_decay": "after the warmup: step (milestones, gamma) or cosine to --min-lr at the last epoch",
-    "min_lr": "the cosine decay's final learning rate",
-    "model_ema_decay": "keep an exponential moving average of the weights with this decay and evaluate it "
-                       "too (timm's --model-ema --model-ema-decay; DeiT's 0.99996)",
-    "clip_grad": "clip the global gradient norm to this value (timm's --clip-grad, DeiT III's 1.0)",
-    "reprob": "random erasing's chance per sample, in the fused pass before mixing (timm's --reprob; DeiT's 0.25)",
-    "remode": "what erasing writes, in normalized units: const (0), rand (N(0,1) per box and channel) or pixel "
-              "(N(0,1) per element) (timm's --remode)",
-    "recount": "erasing boxes per erased sample, at most (timm's --recount)",
-}
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def build_parser():
-    """The trainer's argparse parser; flags not given are absent from the namespace (no defaults)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+def _flag_type(field: dataclasses.Field) -> tuple[type, bool]:
+    """The element type of a TrainConfig field (int, float, str or bool) and whether it is a tuple of them."""
+    kind = typing.get_type_hints(TrainConfig)[field.name]
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) is tuple:
+        return args[0], True
+    if args:  # X | None
+        kind = args[0]
+    if kind not in (int, float, str, bool):
+        raise TypeError(f"TrainConfig.{field.name}: no flag for a field of type {kind!r}")
+    return kind, False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The trainer's argparse parser: one flag per TrainConfig field, ``--no-x`` too for booleans.
+
+    Flags not given are absent from the namespace (no defaults), so that the
+    recipe's value or the field's default stands.
+    """
     parser = argparse.ArgumentParser(prog="python -m gpumix.train", argument_default=argparse.SUPPRESS,
                                      description="Train an image classifier with gpumix's fused mixup + normalize.")
-    for name, kind, choices in _FLAGS + _RECIPE_FLAGS:
-        flag = "--" + name.replace("_", "-")
-        text = _HELP.get(name, _RECIPE_HELP.get(name, ""))
-        if name != "crop":
-            text = f"{text} (default: {defaults[name]})".strip()
-        if kind == "store_true":
-            parser.add_argument(flag, action="store_true", help=text)
-        elif kind == "ints":
-            parser.add_argument(flag, type=int, nargs="+", metavar="EPOCH", help=text)
+    for field in dataclasses.fields(TrainConfig):
+        kind, many = _flag_type(field)
+        text = field.metadata["help"]
+        if "default:" not in text:
+            default = field.default
+            shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+            text = f"{text} (default: {shown})"
+        if kind is bool:
+            parser.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, help=text)
         else:
-            parser.add_argument(flag, type=kind, choices=choices, help=text)
+            parser.add_argument(_flag(field.name), type=kind, nargs="+" if many else None, help=text,
+                                choices=field.metadata["choices"], metavar=field.metadata["metavar"])
     return parser
 
 
-def parse_config(argv=None):
-    """A TrainConfig from command-line arguments (``sys.argv[1:]`` when None): defaults < recipe < flags."""
-    given = vars(build_parser().parse_args(argv))
-    values = load_recipe(given["recipe"]) if "recipe" in given else {}
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """A TrainConfig from command-line arguments (``sys.argv[1:]`` when None): defaults < recipe < flags.
+
+    A bad recipe or a value the config refuses ends the program through
+    ``parser.error`` (exit status 2), naming the flag or the recipe.
+    """
+    parser = build_parser()
+    given = vars(parser.parse_args(argv))
+    values: dict[str, Any] = {}
+    if "recipe" in given:
+        try:
+            values = load_recipe(given["recipe"])
+        except (ValueError, TypeError, OSError) as e:
+            parser.error(f"argument --recipe: {e}")
     values.update(given)
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**values)
+    except (ValueError, TypeError) as e:
+        named = re.match(r"[a-z_]+", str(e))  # the errors start with the field's name
+        field = named.group() if named else ""
+        if field in given:
+            parser.error(f"argument {_flag(field)}: {e}")
+        if field in values:
+            parser.error(f"argument --recipe: {given['recipe']}: {e}")
+        parser.error(str(e))

@@ -10,12 +10,12 @@ import glob
 import os
 
 import torch
+from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 
 from gpumix.datasets import NUM_CLASSES, STATS, data_source
 from gpumix.erasing import RandomErasing
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
-from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 
 __all__ = ["imagenet_split", "num_classes_of", "input_dtype", "auto_augment_of", "build_loaders"]
 
@@ -94,7 +94,7 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
         mixup = Mixup(num_classes=num_classes, alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha,
                       label_smoothing=cfg.label_smoothing, seed=cfg.seed, off_epoch=cfg.mixup_off_epoch,
                       mode=cfg.mixup_mode, prob=cfg.mixup_prob, switch_prob=cfg.mixup_switch_prob)
-    norm = dict(mean=STATS[cfg.dataset].mean, std=STATS[cfg.dataset].std, dtype=input_dtype(device, cfg.amp),
+    normalization = dict(mean=STATS[cfg.dataset].mean, std=STATS[cfg.dataset].std, dtype=input_dtype(device, cfg.amp),
                 channels_last=cfg.channels_last)
     # DROP: every step has the full global batch (Goyal et al. keep it constant), and every rank
     # runs the same number of steps; each epoch's shuffle leaves out a different < 1 batch per shard.
@@ -103,6 +103,6 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
         erasing = RandomErasing(prob=cfg.reprob, mode=cfg.remode, max_count=cfg.recount, seed=cfg.seed)
     train = MixupIterator(train_pipe, mixup, rank=rank, state=train_state, last_batch_policy="drop", erasing=erasing,
                           return_clean=mixup is not None and cfg.loss == "mixupe",
-                          return_params=mixup is not None and cfg.loss == "pair", num_classes=num_classes, **norm)
-    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, num_classes=num_classes, **norm)
+                          return_params=mixup is not None and cfg.loss == "pair", num_classes=num_classes, **normalization)
+    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, num_classes=num_classes, **normalization)
     return train, val

@@ -4,43 +4,30 @@
 worker). Every rank builds its own shard's pipelines; rank 0 writes the
 checkpoint, the metrics, the run record and the plot into ``cfg.output``.
 """
+from __future__ import annotations
+
 import json
 import math
 import os
-import random
 import time
+from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
-from tqdm import tqdm
-
-from gpumix.runinfo import run_record
-from gpumix.train import dist
-from gpumix.atomic import remove_partial_writes, write_atomically
-from gpumix.train.checkpoint import (CHECKPOINT_NAME, latest_checkpoint, load_checkpoint,
-                                     rng_state, save_checkpoint, set_rng_state)
-from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
+from gpumix.train import dist as distributed
+from gpumix.train.builder import build_training
+from gpumix.train.checkpoint import CHECKPOINT_NAME, prepare_output, rng_state, save_checkpoint, training_state
+from gpumix.train.config import TrainConfig
+from gpumix.train.dist import Dist
 from gpumix.train.losses import bce_loss, mixupe_loss, pair_ce, soft_target_ce
 from gpumix.train.metrics import MetricsLog, plot_metrics
-from gpumix.train.models import build_model
-from gpumix.train.optim import build_optimizer
-from gpumix.train.schedule import LRSchedule
+from tqdm import tqdm
 
-__all__ = ["train", "NonFiniteLoss", "CHECKPOINT_FORMAT", "RUN_IDENTITY_DEFAULTS"]
+from gpumix.atomic import write_atomically
+from gpumix.runinfo import run_record
 
-CHECKPOINT_FORMAT = "gpumix.train/1"
-# Settings that must match for a checkpoint to continue the same run.
-_RUN_IDENTITY = ("dataset", "arch", "global_batch_size", "seed", "mixup_alpha", "cutmix_alpha", "label_smoothing",
-                 "loss", "crop", "base_lr", "peak_lr", "warmup_epochs", "milestones", "gamma", "momentum",
-                 "weight_decay", "nesterov", "amp", "channels_last", "epochs")
-# Added later (issue 15): a checkpoint written before them has none and ran with these defaults.
-RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_prob": 1.0, "mixup_switch_prob": 0.5,
-                         "bce_target_thresh": None, "bce_sum": False, "auto_augment": None,
-                         "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
-                         "min_lr": 0.0, "clip_grad": None, "model_ema_decay": None,
-                         "reprob": 0.0, "remode": "const", "recount": 1}
+__all__ = ["train", "NonFiniteLoss"]
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -59,99 +46,21 @@ def _autocast(device, amp):
 
 
 class _Trainer:
-    def __init__(self, cfg, where):
-        self.cfg, self.d = cfg, where
-        self.device = where.device
+    """One rank's run: the parts ``build_training`` makes, wired to the steps, evaluation, checkpoints and logs."""
+
+    def __init__(self, cfg: TrainConfig, dist: Dist) -> None:
+        self.cfg, self.dist = cfg, dist
+        self.device = dist.device
         self.output = os.path.abspath(cfg.output)
         self.checkpoint_path = os.path.join(self.output, CHECKPOINT_NAME)
-        resume_state = self._resume_state()
-
-        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
-        elif self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-
-        if cfg.data is None:
-            raise ValueError("data: --data is required (the dataset root)")
-        train_source = imagenet_split(cfg.data, "train") if cfg.dataset == "imagenet" else cfg.data
-        self.num_classes = cfg.num_classes or num_classes_of(cfg.dataset, train_source)
-        if cfg.num_classes is not None and not isinstance(train_source, list):  # shards carry no class count
-            found = num_classes_of(cfg.dataset, train_source)
-            if cfg.num_classes < found:
-                raise ValueError(f"num_classes: --num-classes is {cfg.num_classes}, but the train split has {found} "
-                                 f"classes (labels 0 to {found - 1}); leave the flag out to use the data's count")
-        self.train_loader, self.val_loader = build_loaders(
-            cfg, device=self.device, rank=where.rank, world_size=where.world_size, num_classes=self.num_classes,
-            train_state=None if resume_state is None else resume_state["iterators"][where.rank])
-        if len(self.train_loader) == 0:
-            raise ValueError(f"the train split has too few samples for one global batch of {cfg.global_batch_size} "
-                             f"({cfg.global_batch_size // where.world_size} per rank on {where.world_size} ranks)")
-        self.schedule = LRSchedule(base_lr=cfg.base_lr, peak_lr=cfg.peak_lr, warmup_epochs=cfg.warmup_epochs,
-                                   milestones=cfg.milestones, gamma=cfg.gamma,
-                                   steps_per_epoch=len(self.train_loader), **cfg.schedule_decay())
-
-        model = build_model(cfg.arch, self.num_classes).to(self.device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.optimizer = build_optimizer(model, cfg, self.schedule.lr_at(0))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and cfg.amp == "fp16")
-        self.step = 0
-        # the weights' moving average (torch's AveragedModel: its first update copies the weights, then
-        # ema = decay * ema + (1 - decay) * weights after every step, BatchNorm buffers included)
-        self.ema = None if cfg.model_ema_decay is None else torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.model_ema_decay), use_buffers=True)
-        if resume_state is not None:
-            model.load_state_dict(resume_state["model"])
-            if self.ema is not None:
-                self.ema.load_state_dict(resume_state["ema"])
-            self.optimizer.load_state_dict(resume_state["optimizer"])
-            self.scaler.load_state_dict(resume_state["scaler"])
-            self.step = resume_state["step"]
-            set_rng_state(resume_state["rng"][where.rank])
-        if where.distributed:
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.model = torch.compile(model) if cfg.compile else model
-        self.metrics = MetricsLog(self.output, keep_through_step=self.step) if where.is_main else None
-        self.tensorboard = self._tensorboard() if where.is_main and cfg.tensorboard else None
-        self.last_eval = None if resume_state is None else resume_state.get("last_eval")
-
-    # --- resume --------------------------------------------------------------------------------
-    def _resume_state(self):
-        cfg, where = self.cfg, self.d
-        found = latest_checkpoint(self.output)
-        if not cfg.resume:
-            if found is not None:
-                raise FileExistsError(f"output: {self.output} already holds a checkpoint ({found}); pass --resume "
-                                      "to continue that run, or choose another --output")
-            if where.is_main:
-                os.makedirs(self.output, exist_ok=True)
-                remove_partial_writes(os.path.join(self.output, CHECKPOINT_NAME))  # a run killed mid-write left them
-            return None
-        if found is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {self.output} (expected {CHECKPOINT_NAME})")
-        state = load_checkpoint(found)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"--resume: {found} is not a gpumix.train checkpoint (format {state.get('format')!r})")
-        if state["world_size"] != where.world_size:
-            raise ValueError(f"--resume: {found} was written by {state['world_size']} ranks, this run has "
-                             f"{where.world_size}; resume with the same number of ranks")
-        current = cfg.to_dict()
-        for name in _RUN_IDENTITY:
-            if state["config"][name] != current[name]:
-                raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
-                                 f"{state['config'][name]!r}")
-        for name, default in RUN_IDENTITY_DEFAULTS.items():
-            if state["config"].get(name, default) != current[name]:
-                raise ValueError(f"--resume: {name} is {current[name]!r} but the checkpoint's run used "
-                                 f"{state['config'].get(name, default)!r}")
-        if where.is_main:
-            remove_partial_writes(found)  # the killed run's half-written checkpoint, if it died while saving
-        return state
+        parts = build_training(cfg, dist, prepare_output(cfg, self.output, dist))
+        self.num_classes = parts.num_classes
+        self.train_loader, self.val_loader = parts.train_loader, parts.val_loader
+        self.schedule, self.model, self.optimizer = parts.schedule, parts.model, parts.optimizer
+        self.scaler, self.ema = parts.scaler, parts.ema
+        self.step, self.last_eval = parts.step, parts.last_eval
+        self.metrics = MetricsLog(self.output, keep_through_step=self.step) if dist.is_main else None
+        self.tensorboard = self._tensorboard() if dist.is_main and cfg.tensorboard else None
 
     def _tensorboard(self):
         try:
@@ -212,16 +121,16 @@ class _Trainer:
         model = _unwrap(self.model) if model is None else model  # no DDP hooks: ranks may run different batches
         model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)
-        k = min(5, self.num_classes)
+        top_k = min(5, self.num_classes)
         for images, labels in self.val_loader:
             with _autocast(self.device, self.cfg.amp):
                 logits = model(images)
-            top = logits.topk(k, dim=1).indices
+            top = logits.topk(top_k, dim=1).indices
             hit = top == labels.view(-1, 1)
             counts += torch.stack([hit[:, 0].sum(), hit.any(dim=1).sum(),
                                    torch.tensor(labels.numel(), device=self.device)]).to(torch.float64)
         model.train()
-        if self.d.distributed:
+        if self.dist.distributed:
             torch_dist.all_reduce(counts)
         top1, top5, n = counts.tolist()
         return {"top1": top1 / n, "top5": top5 / n, "val_samples": int(n)}
@@ -239,25 +148,22 @@ class _Trainer:
 
     def save(self, reason):
         self._check_finite_weights()
-        mine = {"iterator": self.train_loader.state_dict(), "rng": rng_state()}
-        if self.d.distributed:
-            gathered = [None] * self.d.world_size
-            torch_dist.all_gather_object(gathered, mine)
+        this_rank = {"iterator": self.train_loader.state_dict(), "rng": rng_state()}
+        if self.dist.distributed:
+            by_rank: list[Any] = [None] * self.dist.world_size
+            torch_dist.all_gather_object(by_rank, this_rank)
         else:
-            gathered = [mine]
-        if self.d.is_main:
-            state = {
-                "format": CHECKPOINT_FORMAT, "reason": reason, "step": self.step, "epoch": self.train_loader.epoch,
-                "epoch_step": self.train_loader.step, "world_size": self.d.world_size,
-                "model": _unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "schedule": {"lr": self.schedule.lr_at(self.step), "steps_per_epoch": self.schedule.steps_per_epoch},
-                "iterators": [g["iterator"] for g in gathered], "rng": [g["rng"] for g in gathered],
-                "config": self.cfg.to_dict(), "last_eval": self.last_eval,
-                "ema": None if self.ema is None else self.ema.state_dict(),
-            }
+            by_rank = [this_rank]
+        if self.dist.is_main:
+            state = training_state(
+                reason=reason, step=self.step, epoch=self.train_loader.epoch, epoch_step=self.train_loader.step,
+                world_size=self.dist.world_size, model=_unwrap(self.model), optimizer=self.optimizer,
+                scaler=self.scaler,
+                schedule={"lr": self.schedule.lr_at(self.step), "steps_per_epoch": self.schedule.steps_per_epoch},
+                iterators=[r["iterator"] for r in by_rank], rngs=[r["rng"] for r in by_rank],
+                config=self.cfg.to_dict(), last_eval=self.last_eval, ema=self.ema)
             save_checkpoint(self.checkpoint_path, state)
-        if self.d.distributed:
+        if self.dist.distributed:
             torch_dist.barrier()
 
     # --- the run -------------------------------------------------------------------------------
@@ -279,7 +185,7 @@ class _Trainer:
                 raise NonFiniteLoss(f"loss is {value} at step {step} (epoch {epoch}): stopped; the last good "
                                     f"checkpoint {self.checkpoint_path} is kept")
         elapsed = time.perf_counter() - window["start"]
-        images_per_s = window["images"] * self.d.world_size / elapsed if elapsed > 0 else float("nan")
+        images_per_s = window["images"] * self.dist.world_size / elapsed if elapsed > 0 else float("nan")
         wait = window["wait"] / elapsed if elapsed > 0 else float("nan")
         for (step, _, lr, epoch), value in zip(pending, losses):
             self._log({"kind": "step", "step": step, "epoch": epoch, "loss": value, "lr": lr,
@@ -296,23 +202,23 @@ class _Trainer:
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         bar = tqdm(total=total, initial=min(self.step, total), desc="train", unit="step", dynamic_ncols=True) \
-            if self.d.is_main else None
+            if self.dist.is_main else None
         pending, window = [], {"start": time.perf_counter(), "images": 0, "wait": 0.0}
         stopped = False
         try:
             while self.train_loader.epoch < cfg.epochs and not stopped:
                 epoch = self.train_loader.epoch
-                it = iter(self.train_loader)
+                batches = iter(self.train_loader)
                 while True:
                     if cfg.max_steps is not None and self.step >= cfg.max_steps:
                         stopped = True
                         break
-                    t0 = time.perf_counter()
+                    wait_start = time.perf_counter()
                     try:
-                        batch = next(it)
+                        batch = next(batches)
                     except StopIteration:
                         break
-                    window["wait"] += time.perf_counter() - t0
+                    window["wait"] += time.perf_counter() - wait_start
                     loss, lr = self._optimize(batch)
                     window["images"] += batch[0].shape[0]
                     pending.append((self.step, loss, lr, epoch + 1))  # epochs counted from 1, as in the epoch records
@@ -350,12 +256,12 @@ class _Trainer:
             self.tensorboard.close()
 
 
-def _write_json(path, value):
+def _write_json(path: str, value: Any) -> None:
     """Write ``value`` to ``path`` as indented JSON, atomically; an OSError (a full disk) names ``path``."""
     write_atomically(path, json.dumps(value, indent=2))
 
 
-def train(cfg):
+def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume, with ``cfg.resume``) one rank of a training run; returns rank 0's summary dict.
 
     Writes into ``cfg.output``: ``checkpoint.pt`` (at every epoch end, every
@@ -363,21 +269,21 @@ def train(cfg):
     ``run.json`` (settings, versions, hardware, seed, git hash),
     ``summary.json`` and ``curves.png``.
     """
-    world_size = dist.world_size()
+    world_size = distributed.world_size()
     if cfg.global_batch_size % world_size:
         raise ValueError(f"global_batch_size {cfg.global_batch_size} does not divide evenly across "
                          f"{world_size} ranks")
-    where = dist.setup(cfg.device, cfg.dist_timeout)
+    dist = distributed.setup(cfg.device, cfg.dist_timeout)
     trainer = None
     try:
-        trainer = _Trainer(cfg, where)
-        if where.is_main:
-            device_name = torch.cuda.get_device_name(where.device) if where.device.type == "cuda" else "cpu"
-            settings = {**cfg.to_dict(), "world_size": where.world_size, "num_classes": trainer.num_classes,
+        trainer = _Trainer(cfg, dist)
+        if dist.is_main:
+            device_name = torch.cuda.get_device_name(dist.device) if dist.device.type == "cuda" else "cpu"
+            settings = {**cfg.to_dict(), "world_size": dist.world_size, "num_classes": trainer.num_classes,
                         "steps_per_epoch": len(trainer.train_loader)}
             _write_json(os.path.join(trainer.output, "run.json"), run_record(settings, device_name))
         summary = trainer.fit()
-        if where.is_main:
+        if trainer.metrics is not None:  # rank 0's
             _write_json(os.path.join(trainer.output, "summary.json"), summary)
             if summary["last_eval"] is not None or summary["step"] > 0:
                 plot_metrics(trainer.metrics.path, os.path.join(trainer.output, "curves.png"))
@@ -385,4 +291,4 @@ def train(cfg):
     finally:
         if trainer is not None:
             trainer.close()
-        dist.teardown(where)
+        distributed.teardown(dist)

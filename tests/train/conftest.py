@@ -25,3 +25,19 @@ def train_val(tmp_path_factory):
         return str(root)
 
     return make
+
+
+@pytest.fixture
+def mixed_batch():
+    """Returns ``make(seed, n, k, scale)``: float64 logits (n, k) scaled by ``scale``, int64 labels (n,), a partner
+    permutation (n,) and float64 lam (n,) in [0, 1), drawn in that order from a generator seeded ``seed``."""
+
+    def make(seed, n, k, scale):
+        g = torch.Generator().manual_seed(seed)
+        logits = torch.randn(n, k, generator=g, dtype=torch.float64) * scale
+        labels = torch.randint(0, k, (n,), generator=g)
+        partner = torch.randperm(n, generator=g)
+        lam = torch.rand(n, generator=g, dtype=torch.float64)
+        return logits, labels, partner, lam
+
+    return make

@@ -3,21 +3,22 @@ import math
 
 import pytest
 import torch
-
 from gpumix.train.losses import LossKind, bce_loss
 
 
-def _case(seed, n=7, k=6):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, k, generator=g, dtype=torch.float64) * 4
-    labels = torch.randint(0, k, (n,), generator=g)
-    partner = torch.randperm(n, generator=g)
-    lam = torch.rand(n, generator=g, dtype=torch.float64)
-    eps = 0.1
-    smooth = torch.full((n, k), eps / k, dtype=torch.float64)
-    smooth[torch.arange(n), labels] += 1 - eps
-    mixed = lam[:, None] * smooth + (1 - lam[:, None]) * smooth[partner]
-    return logits, labels, mixed
+@pytest.fixture
+def case(mixed_batch):
+    """Returns ``make(seed)``: logits (7, 6), labels and their mixed, smoothed (0.1) float64 targets."""
+
+    def make(seed, n=7, k=6):
+        logits, labels, partner, lam = mixed_batch(seed, n, k, scale=4)
+        eps = 0.1
+        smooth = torch.full((n, k), eps / k, dtype=torch.float64)
+        smooth[torch.arange(n), labels] += 1 - eps
+        mixed = lam[:, None] * smooth + (1 - lam[:, None]) * smooth[partner]
+        return logits, labels, mixed
+
+    return make
 
 
 def _bce64(logits, targets, threshold=None, sum_classes=False):
@@ -40,23 +41,23 @@ def test_loss_kind_has_bce():
 
 @pytest.mark.parametrize("threshold", [None, 0.2, 0.05])
 @pytest.mark.parametrize("sum_classes", [False, True])
-def test_dense_targets_match_float64(threshold, sum_classes):
-    logits, _, mixed = _case(0)
+def test_dense_targets_match_float64(threshold, sum_classes, case):
+    logits, _, mixed = case(0)
     got = bce_loss(logits.float(), mixed.float(), target_threshold=threshold, sum_classes=sum_classes)
     assert got.dtype == torch.float32 and got.dim() == 0
     torch.testing.assert_close(got.double(), _bce64(logits.float().double(), mixed.float().double(), threshold,
                                                      sum_classes), rtol=1e-5, atol=1e-6)
 
 
-def test_threshold_changes_the_loss():
-    logits, _, mixed = _case(3)
+def test_threshold_changes_the_loss(case):
+    logits, _, mixed = case(3)
     assert not torch.isclose(bce_loss(logits.float(), mixed.float()),
                              bce_loss(logits.float(), mixed.float(), target_threshold=0.2))
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
-def test_integer_labels_are_smoothed_as_timm(eps):
-    logits, labels, _ = _case(1)
+def test_integer_labels_are_smoothed_as_timm(eps, case):
+    logits, labels, _ = case(1)
     k = logits.shape[1]
     dense = torch.full(logits.shape, eps / k, dtype=torch.float64)
     dense[torch.arange(len(labels)), labels] = 1 - eps + eps / k
@@ -66,9 +67,9 @@ def test_integer_labels_are_smoothed_as_timm(eps):
 
 @pytest.mark.parametrize("threshold", [None, 0.2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_matches_timm_binary_cross_entropy(threshold, dtype):
+def test_matches_timm_binary_cross_entropy(threshold, dtype, case):
     timm_loss = pytest.importorskip("timm.loss")
-    logits, labels, mixed = _case(2)
+    logits, labels, mixed = case(2)
     low = logits.to(dtype)
     # timm's train.py with mixup: BinaryCrossEntropy(target_threshold=...) on the mixup's dense targets
     ref = timm_loss.BinaryCrossEntropy(target_threshold=threshold)(low.float(), mixed.float())
@@ -82,8 +83,8 @@ def test_matches_timm_binary_cross_entropy(threshold, dtype):
                                rtol=1e-6, atol=1e-6)
 
 
-def test_gradient_flows_to_logits():
-    logits, _, mixed = _case(4)
+def test_gradient_flows_to_logits(case):
+    logits, _, mixed = case(4)
     x = logits.float().requires_grad_()
     bce_loss(x, mixed.float()).backward()
     expected = (torch.sigmoid(logits) - mixed) / mixed.numel()
@@ -99,8 +100,8 @@ def test_gradient_flows_to_logits():
     (dict(targets=torch.zeros(7, 5)), ValueError, r"targets must be int64 \(7,\) labels or a float tensor shaped"),
     (dict(targets=torch.zeros(7, dtype=torch.int32)), ValueError, r"targets must be a int64 \(7,\) tensor"),
 ])
-def test_bad_arguments_are_refused_by_name(kwargs, error, message):
-    logits, _, mixed = _case(5)
+def test_bad_arguments_are_refused_by_name(kwargs, error, message, case):
+    logits, _, mixed = case(5)
     targets = kwargs.pop("targets", mixed.float())
     with pytest.raises(error, match=message):
         bce_loss(logits.float(), targets, **kwargs)

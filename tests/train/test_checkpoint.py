@@ -9,9 +9,9 @@ import signal
 import numpy as np
 import pytest
 import torch
+from gpumix.train import checkpoint as ckpt
 
 from gpumix.atomic import remove_partial_writes
-from gpumix.train import checkpoint as ckpt
 
 
 def _state(seed):
@@ -191,3 +191,17 @@ def test_remove_partial_writes_takes_only_the_killed_writes_temporaries(tmp_path
     assert sorted(os.listdir(tmp_path)) == sorted([ckpt.CHECKPOINT_NAME] + [p.name for p in others])
     assert remove_partial_writes(target) == []
     assert remove_partial_writes(tmp_path / "missing" / ckpt.CHECKPOINT_NAME) == []
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"weights": torch.ones(2)}, r"is not a gpumix-train checkpoint \(no model and config\)"),
+    ({"format": "other/1", "model": {}, "config": {"dataset": "cifar10"}},
+     r"is not a gpumix-train checkpoint \(format 'other/1', expected 'gpumix.train/1'\)"),
+    ({"format": ckpt.CHECKPOINT_FORMAT, "model": {}, "config": {"dataset": "imagenet", "arch": "resnet18"}},
+     r"trained on 'imagenet'; some-tool reads CIFAR-format data \(cifar10, cifar100\)"),
+])
+def test_load_trained_model_refuses_what_is_not_a_cifar_run(tmp_path, state, message):
+    path = tmp_path / "c.pt"
+    ckpt.save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=message):
+        ckpt.load_trained_model(path, "some-tool")

@@ -25,13 +25,13 @@ import time
 
 import pytest
 import torch
-
-from gpumix import atomic as atomic_module
 from gpumix.train import loop
 from gpumix.train import metrics as metrics_module
 from gpumix.train.__main__ import main
 from gpumix.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from gpumix.train.metrics import read_metrics
+
+from gpumix import atomic as atomic_module
 
 STEPS = 6  # 2 epochs of 3 steps
 BASE = ["--epochs", "2", "--global-batch-size", "8", "--arch", "squeezenet1_1", "--crop", "32", "--device", "cpu",
@@ -57,9 +57,9 @@ def faulty_optimize(self, batch):
         if fault == "pause":
             open(os.environ["GPUMIX_FAULT_MARK"], "w").close()
             time.sleep(3600)
-        if fault == "die-rank1" and self.d.rank == 1:
+        if fault == "die-rank1" and self.dist.rank == 1:
             os._exit(3)
-        if fault == "stall-rank1" and self.d.rank == 1:
+        if fault == "stall-rank1" and self.dist.rank == 1:
             time.sleep(3600)
     return optimize(self, batch)
 
@@ -299,7 +299,8 @@ class _FullDisk:
 
 
 def _fill_disk(where, monkeypatch):
-    """Arrange ENOSPC: at the fsync of the 2nd checkpoint's temporary file, at the 3rd metrics line, or writing summary.json."""
+    """Arrange ENOSPC: at the fsync of the 2nd checkpoint's temporary file, at the 3rd metrics line, or writing
+    summary.json."""
     if where == "checkpoint":
         calls, fsync = [], os.fsync
 

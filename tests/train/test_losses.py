@@ -4,17 +4,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from gpumix.train.losses import LossKind, mixupe_lambda_mean, mixupe_loss, pair_ce, soft_target_ce
 
 
-def _batch(seed, n=6, k=5):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, k, generator=g, dtype=torch.float64) * 3
-    labels = torch.randint(0, k, (n,), generator=g)
-    partner = torch.randperm(n, generator=g)
-    lam = torch.rand(n, generator=g, dtype=torch.float64)
-    return logits, labels, partner, lam
+@pytest.fixture
+def batch(mixed_batch):
+    """Returns ``make(seed, n=6, k=5)``: logits scaled by 3, labels, partners and lam (conftest's mixed_batch)."""
+    return lambda seed, n=6, k=5: mixed_batch(seed, n, k, scale=3)
 
 
 def _log_softmax64(logits):
@@ -23,8 +19,8 @@ def _log_softmax64(logits):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_soft_target_ce_matches_float64(dtype):
-    logits, _, _, _ = _batch(0)
+def test_soft_target_ce_matches_float64(dtype, batch):
+    logits, _, _, _ = batch(0)
     targets = torch.rand(logits.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     targets /= targets.sum(dim=1, keepdim=True)
     low = logits.to(dtype)
@@ -35,8 +31,8 @@ def test_soft_target_ce_matches_float64(dtype):
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
-def test_pair_ce_matches_float64_loop(eps):
-    logits, labels, partner, lam = _batch(2)
+def test_pair_ce_matches_float64_loop(eps, batch):
+    logits, labels, partner, lam = batch(2)
     k = logits.shape[1]
     logp = _log_softmax64(logits)
 
@@ -50,8 +46,8 @@ def test_pair_ce_matches_float64_loop(eps):
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.2])
-def test_pair_ce_equals_soft_target_ce_on_mixed_smoothed_targets(eps):
-    logits, labels, partner, lam = _batch(3, n=8, k=7)
+def test_pair_ce_equals_soft_target_ce_on_mixed_smoothed_targets(eps, batch):
+    logits, labels, partner, lam = batch(3, n=8, k=7)
     k = logits.shape[1]
 
     def smooth(y):
@@ -63,8 +59,8 @@ def test_pair_ce_equals_soft_target_ce_on_mixed_smoothed_targets(eps):
     torch.testing.assert_close(pair, soft, rtol=1e-6, atol=1e-6)
 
 
-def test_pair_ce_rejects_bad_inputs():
-    logits, labels, partner, lam = _batch(4)
+def test_pair_ce_rejects_bad_inputs(batch):
+    logits, labels, partner, lam = batch(4)
     with pytest.raises(ValueError, match=r"labels must be a int64 \(6,\) tensor, got torch.int32 \(6,\)"):
         pair_ce(logits, labels.int(), partner, lam)
     with pytest.raises(ValueError, match=r"partner must be a int64 \(6,\) tensor, got torch.int64 \(5,\)"):

@@ -1,13 +1,11 @@
 """Issue 15's trainer settings: the RSB A3 recipe, BCE, mixup off-epoch, auto-augment, AdamW and cosine decay."""
 import pytest
 import torch
-
 from gpumix.pipelines import AutoAugment
 from gpumix.train.__main__ import main
-from gpumix.train.checkpoint import load_checkpoint
+from gpumix.train.checkpoint import RUN_IDENTITY_DEFAULTS, load_checkpoint
 from gpumix.train.config import TrainConfig, parse_config, recipe_path
 from gpumix.train.data import auto_augment_of
-from gpumix.train.loop import RUN_IDENTITY_DEFAULTS
 from gpumix.train.metrics import read_metrics
 from gpumix.train.models import build_model
 from gpumix.train.optim import build_optimizer

@@ -2,7 +2,6 @@
 import math
 
 import pytest
-
 from gpumix.train.schedule import LRSchedule
 
 

@@ -17,14 +17,17 @@ reports:
 """
 import argparse
 import json
+import os
+import pickle
 import sys
+from typing import Any
 
 import numpy as np
 
 __all__ = ["label_fit", "main"]
 
 
-def _predict(model, images, mean, std, batch_size=256):
+def _predict(model: Any, images: np.ndarray, mean: tuple, std: tuple, batch_size: int = 256) -> np.ndarray:
     """Argmax class of uint8 (N, 32, 32, 3) HWC images, normalized by gpumix.normalize as in training; int64 (N,)."""
     import torch
 
@@ -38,34 +41,26 @@ def _predict(model, images, mean, std, batch_size=256):
     return torch.cat(out).numpy()
 
 
-def label_fit(checkpoint, noisy, clean):
+def label_fit(checkpoint: str | os.PathLike, noisy: str | os.PathLike, clean: str | os.PathLike) -> dict:
     """The fractions above as a dict, plus the sample counts; ``checkpoint`` is loaded with weights_only=True.
 
     ``noisy`` and ``clean`` are CIFAR-format folders holding the same training
     images in the same order (a ValueError says otherwise); nothing is modified.
     """
     from gpumix.pipelines.cifar_files import load_cifar
-    from gpumix.train.checkpoint import load_checkpoint
-    from gpumix.datasets import NUM_CLASSES, STATS
-    from gpumix.train.models import build_model
+    from gpumix.train.checkpoint import load_trained_model
 
-    state = load_checkpoint(checkpoint)
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"checkpoint: {checkpoint} is not a gpumix-train checkpoint (no model and config)")
-    cfg = state["config"]
-    dataset = cfg.get("dataset")
-    if dataset not in ("cifar10", "cifar100"):
-        raise ValueError(f"checkpoint: {checkpoint} trained on {dataset!r}; label_fit reads CIFAR-format data "
-                         "(cifar10, cifar100)")
+    from gpumix.datasets import STATS
+
+    trained = load_trained_model(checkpoint, "gpumix-label-fit")
+    dataset = trained.dataset
     images, noisy_labels = load_cifar(noisy, dataset, "train")
     clean_images, true_labels = load_cifar(clean, dataset, "train")
     if images.shape != clean_images.shape or not np.array_equal(images, clean_images):
         raise ValueError(f"noisy: {noisy} and clean: {clean} do not hold the same training images in the same order")
     test_images, test_labels = load_cifar(clean, dataset, "test")
 
-    model = build_model(cfg["arch"], cfg.get("num_classes") or NUM_CLASSES[dataset])
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = trained.model
     mean, std = STATS[dataset].mean, STATS[dataset].std
     predicted = _predict(model, images, mean, std)
     corrupted = noisy_labels != true_labels
@@ -75,7 +70,7 @@ def label_fit(checkpoint, noisy, clean):
         return float(hits) / total if total else float("nan")
 
     return {
-        "checkpoint": str(checkpoint), "step": state.get("step"), "train_samples": len(images),
+        "checkpoint": str(checkpoint), "step": trained.step, "train_samples": len(images),
         "corrupted": n_corrupted,
         "fits_noise": share((predicted[corrupted] == noisy_labels[corrupted]).sum(), n_corrupted),
         "true_on_corrupted": share((predicted[corrupted] == true_labels[corrupted]).sum(), n_corrupted),
@@ -84,15 +79,15 @@ def label_fit(checkpoint, noisy, clean):
     }
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="gpumix-label-fit", description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help="a gpumix-train checkpoint.pt")
-    p.add_argument("--noisy", required=True, help="the label-corrupted CIFAR-format folder the run trained on")
-    p.add_argument("--clean", required=True, help="the same images with their true labels")
-    args = p.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gpumix-label-fit", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a gpumix-train checkpoint.pt")
+    parser.add_argument("--noisy", required=True, help="the label-corrupted CIFAR-format folder the run trained on")
+    parser.add_argument("--clean", required=True, help="the same images with their true labels")
+    args = parser.parse_args(argv)
     try:
         result = label_fit(args.checkpoint, args.noisy, args.clean)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, pickle.UnpicklingError) as e:  # pickle: weights_only refusal
         print(f"gpumix-label-fit: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))

@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 import torch
-
-from gpumix.tools.cifar_writer import write_cifar10
-from gpumix.tools.label_fit import label_fit, main
-from gpumix.train.checkpoint import save_checkpoint
-from gpumix.datasets import STATS
+from gpumix.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from gpumix.train.label_fit import label_fit, main
 from gpumix.train.models import build_model
+
+from gpumix.datasets import STATS
+from gpumix.tools.cifar_writer import write_cifar10
 
 TRAIN, TEST = 60, 20
 
@@ -44,7 +44,7 @@ def run(tmp_path):
     torch.manual_seed(0)
     model = build_model("resnet18", 10).eval()
     path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, {"format": "gpumix.train/1", "step": 7, "model": model.state_dict(),
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "step": 7, "model": model.state_dict(),
                            "config": {"dataset": "cifar10", "arch": "resnet18", "num_classes": None}})
     pred, test_pred = _predict(model, images), _predict(model, test_images)
     noisy = true.copy()
@@ -84,8 +84,9 @@ def test_different_images_are_refused(run, tmp_path):
 
 def test_a_checkpoint_of_another_dataset_or_kind_is_refused(run, tmp_path):
     imagenet = tmp_path / "imagenet.pt"
-    save_checkpoint(imagenet, {"model": {}, "config": {"dataset": "imagenet", "arch": "resnet18"}})
-    with pytest.raises(ValueError, match=r"trained on 'imagenet'; label_fit reads CIFAR-format data"):
+    save_checkpoint(imagenet, {"format": CHECKPOINT_FORMAT, "model": {},
+                               "config": {"dataset": "imagenet", "arch": "resnet18"}})
+    with pytest.raises(ValueError, match=r"trained on 'imagenet'; gpumix-label-fit reads CIFAR-format data"):
         label_fit(imagenet, run["noisy"], run["clean"])
     bare = tmp_path / "bare.pt"
     save_checkpoint(bare, {"weights": torch.ones(2)})
