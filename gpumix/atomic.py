@@ -47,7 +47,7 @@ def atomic_writer(path: str | os.PathLike, what: str = "", *, text: bool = False
     temp = None
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), 0o666 & ~_current_umask())
             yield f

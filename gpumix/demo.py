@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for name, mix in recipes.items():
         params = mix.sample(args.batch_size, (args.size, args.size), epoch=0, step=0)
-        common = dict(mean=MEAN, std=STD, num_classes=NUM_CLASSES["imagenet"], label_smoothing=mix.label_smoothing)
+        common: dict[str, Any] = dict(mean=MEAN, std=STD, num_classes=NUM_CLASSES["imagenet"],
+                                      label_smoothing=mix.label_smoothing)
         images, targets = gpumix.mix_normalize(batch, labels, params, **common)
         ref_images, ref_targets, _ = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes,
                                                              MEAN, STD, NUM_CLASSES["imagenet"], mix.label_smoothing)

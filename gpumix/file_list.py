@@ -41,7 +41,7 @@ def check_file_list(path: str) -> tuple[int, int]:
                 label = _parse(path, number, line)[1]
                 count += 1
                 largest = label if largest is None else max(largest, label)
-    if not count:
+    if largest is None:
         raise ValueError(f"data: the file list {path} is empty")
     return count, largest
 

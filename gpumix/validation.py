@@ -1,12 +1,14 @@
 """gpumix's one validation module: argument checks whose errors name the argument and the bad value."""
 import math
 import numbers
+import os
+import typing
 from collections.abc import Sequence
 
 import torch
 
-__all__ = ["OUTPUT_DTYPES", "check_int", "check_float", "check_bool", "channel_floats", "check_label_range",
-           "check_output"]
+__all__ = ["OUTPUT_DTYPES", "check_int", "check_float", "check_bool", "check_text", "channel_floats",
+           "check_label_range", "check_output"]
 
 # The dtypes the fused operator writes.
 OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -91,3 +93,23 @@ def check_output(channels: int, mean: Sequence[float] | torch.Tensor, std: Seque
             raise ValueError(f"mean[{c}] = {m!r} and std[{c}] = {s!r} map pixel values 0-255 to magnitudes up to "
                              f"{reach:.4g}, beyond the largest {dtype} ({limit:.4g})")
     return mean, std
+
+
+@typing.overload
+def check_text(name: str, value: object, optional: typing.Literal[False] = False) -> str: ...
+
+
+@typing.overload
+def check_text(name: str, value: object, optional: bool) -> str | None: ...
+
+
+def check_text(name: str, value: object, optional: bool = False) -> str | None:
+    """``value`` as a non-empty str (a path-like is converted), or None when ``optional`` and None; TypeError
+    naming ``name`` otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string{' or None' if optional else ''}, got {value!r}")
+    return value

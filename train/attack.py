@@ -52,9 +52,7 @@ class AttackConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        from gpumix.train.config import check_text
-
-        from gpumix.validation import check_float, check_int
+        from gpumix.validation import check_float, check_int, check_text
 
         self.checkpoint = check_text("checkpoint", self.checkpoint)
         self.data = check_text("data", self.data)
@@ -126,9 +124,9 @@ def load_attack_model(path: str | os.PathLike, device: Any = "cpu") -> AttackMod
     on a CIFAR-format dataset (``gpumix.train.checkpoint.load_trained_model``'s checks).
     """
     import torch
-    from gpumix.train.checkpoint import load_trained_model
 
     from gpumix.datasets import STATS
+    from gpumix.train.checkpoint import load_trained_model
 
     trained = load_trained_model(path, "gpumix-attack", device)
     model = trained.model
@@ -199,11 +197,11 @@ def attack(cfg: AttackConfig) -> dict[str, Any]:
     """
     import numpy as np
     import torch
-    from gpumix.pipelines.cifar_files import load_cifar
-    from gpumix.train.dist import resolve_device
 
     from gpumix.atomic import write_atomically
+    from gpumix.pipelines.cifar_files import load_cifar
     from gpumix.runinfo import run_record
+    from gpumix.train.dist import resolve_device
 
     device = resolve_device(cfg.device, 0)
     target = load_attack_model(cfg.checkpoint, device)

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from gpumix.iterator import MixupIterator
 from gpumix.train.checkpoint import restore_training
 from gpumix.train.data import build_loaders, imagenet_split, num_classes_of
 from gpumix.train.models import build_model
 from gpumix.train.optim import build_optimizer
 from gpumix.train.schedule import LRSchedule
-
-from gpumix.iterator import MixupIterator
 
 if TYPE_CHECKING:
     from gpumix.train.config import TrainConfig
@@ -104,7 +104,7 @@ def build_training(cfg: TrainConfig, dist: Dist, resume_state: dict | None = Non
 
     model = build_model(cfg.arch, num_classes).to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg, schedule.lr_at(0))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp == "fp16")
     # the weights' moving average (torch's AveragedModel: its first update copies the weights, then
@@ -120,7 +120,7 @@ def build_training(cfg: TrainConfig, dist: Dist, resume_state: dict | None = Non
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
-        model = torch.compile(model)  # type: ignore[assignment]
+        model = torch.compile(model)
     return TrainingParts(num_classes=num_classes, train_loader=train_loader, val_loader=val_loader,
                          schedule=schedule, model=model, optimizer=optimizer, scaler=scaler, ema=ema, step=step,
                          last_eval=last_eval)

@@ -16,14 +16,14 @@ from importlib import resources
 from typing import Any
 
 import yaml
+
+from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
 from gpumix.train.schedule import DECAYS, LRSchedule
+from gpumix.validation import check_bool, check_float, check_int, check_text
 
-from gpumix.erasing import ERASING_MODES
-from gpumix.validation import check_bool, check_float, check_int
-
-__all__ = ["TrainConfig", "check_text", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
+__all__ = ["TrainConfig", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
 DATASETS = ("imagenet", "cifar10", "cifar100")
 DEVICES = ("auto", "cuda", "cpu")
@@ -42,26 +42,6 @@ def _literal(name: str, value: Any, allowed: tuple[str, ...]) -> str:
         value = value.value
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
-
-
-@typing.overload
-def check_text(name: str, value: object, optional: typing.Literal[False] = False) -> str: ...
-
-
-@typing.overload
-def check_text(name: str, value: object, optional: bool) -> str | None: ...
-
-
-def check_text(name: str, value: object, optional: bool = False) -> str | None:
-    """``value`` as a non-empty str (a path-like is converted), or None when ``optional`` and None; TypeError
-    naming ``name`` otherwise."""
-    if value is None and optional:
-        return None
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty string{' or None' if optional else ''}, got {value!r}")
     return value
 
 

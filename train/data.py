@@ -10,12 +10,12 @@ import glob
 import os
 
 import torch
-from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 
 from gpumix.datasets import NUM_CLASSES, STATS, data_source
 from gpumix.erasing import RandomErasing
 from gpumix.iterator import MixupIterator
 from gpumix.mixup import Mixup
+from gpumix.pipelines import AutoAugment, cifar_train, cifar_val, imagenet_train, imagenet_val
 
 __all__ = ["imagenet_split", "num_classes_of", "input_dtype", "auto_augment_of", "build_loaders"]
 
@@ -103,6 +103,8 @@ def build_loaders(cfg, *, device, rank, world_size, num_classes, train_state=Non
         erasing = RandomErasing(prob=cfg.reprob, mode=cfg.remode, max_count=cfg.recount, seed=cfg.seed)
     train = MixupIterator(train_pipe, mixup, rank=rank, state=train_state, last_batch_policy="drop", erasing=erasing,
                           return_clean=mixup is not None and cfg.loss == "mixupe",
-                          return_params=mixup is not None and cfg.loss == "pair", num_classes=num_classes, **normalization)
-    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, num_classes=num_classes, **normalization)
+                          return_params=mixup is not None and cfg.loss == "pair", num_classes=num_classes,
+                          **normalization)
+    val = MixupIterator(val_pipe, None, last_batch_policy="partial", rank=rank, num_classes=num_classes,
+                        **normalization)
     return train, val

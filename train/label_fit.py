@@ -47,10 +47,9 @@ def label_fit(checkpoint: str | os.PathLike, noisy: str | os.PathLike, clean: st
     ``noisy`` and ``clean`` are CIFAR-format folders holding the same training
     images in the same order (a ValueError says otherwise); nothing is modified.
     """
+    from gpumix.datasets import STATS
     from gpumix.pipelines.cifar_files import load_cifar
     from gpumix.train.checkpoint import load_trained_model
-
-    from gpumix.datasets import STATS
 
     trained = load_trained_model(checkpoint, "gpumix-label-fit")
     dataset = trained.dataset

@@ -15,6 +15,10 @@ from typing import Any
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
+from tqdm import tqdm
+
+from gpumix.atomic import write_atomically
+from gpumix.runinfo import run_record
 from gpumix.train import dist as distributed
 from gpumix.train.builder import build_training
 from gpumix.train.checkpoint import CHECKPOINT_NAME, prepare_output, rng_state, save_checkpoint, training_state
@@ -22,10 +26,6 @@ from gpumix.train.config import TrainConfig
 from gpumix.train.dist import Dist
 from gpumix.train.losses import bce_loss, mixupe_loss, pair_ce, soft_target_ce
 from gpumix.train.metrics import MetricsLog, plot_metrics
-from tqdm import tqdm
-
-from gpumix.atomic import write_atomically
-from gpumix.runinfo import run_record
 
 __all__ = ["train", "NonFiniteLoss"]
 

@@ -30,6 +30,6 @@ def mixup_iterator(spec: DataSpec, s: LoaderSettings, with_mixup: bool, auto_aug
     it = gpumix.MixupIterator(train_pipeline(spec, s, auto_augment, antialias), mix, mean=spec.mean, std=spec.std)
 
     def step() -> int:
-        images, _ = next_auto_reset(it)
-        return int(images.shape[0])
+        batch = next_auto_reset(it)  # (images, targets): neither return_clean nor return_params
+        return int(batch[0].shape[0])
     return step, it

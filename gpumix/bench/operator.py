@@ -99,7 +99,7 @@ def _variants(config: OperatorConfig, batch: torch.Tensor, labels: torch.Tensor,
     k = config.num_classes
     # DeiT's random erasing (timm --reprob 0.25 --remode pixel), drawn once like the mix parameters
     erasing = gpumix.RandomErasing(prob=0.25, mode="pixel", seed=config.seed).sample(
-        batch.shape[0], tuple(batch.shape[1:3]), batch.shape[3], epoch=0, step=0)
+        batch.shape[0], (batch.shape[1], batch.shape[2]), batch.shape[3], epoch=0, step=0)
     found: dict[str, Callable[[], Any]] = {
         "gpumix fused": lambda: gpumix.mix_normalize(batch, labels, params, num_classes=k, **common),
         ERASING_VARIANT: lambda: gpumix.mix_normalize(batch, labels, params, num_classes=k, erasing=erasing, **common),

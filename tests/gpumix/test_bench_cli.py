@@ -155,9 +155,8 @@ def test_every_bench_module_says_its_job_and_exports():
 
 
 def test_the_unfused_chain_matches_the_float64_reference():
-    from gpumix.kernels.reference import mix_normalize_reference, unfused_chain
-
     import gpumix
+    from gpumix.kernels.reference import mix_normalize_reference, unfused_chain
 
     g = torch.Generator().manual_seed(3)
     batch = torch.randint(0, 256, (6, 12, 10, 3), dtype=torch.uint8, generator=g)

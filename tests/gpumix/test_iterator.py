@@ -374,7 +374,8 @@ def test_without_mixup_num_classes_checks_the_labels_too(datasets):
                                          rf"{int(labels[bad[0]])}$"):
         next(loader)
     fitting = MixupIterator(_train(datasets), None, mean=MEAN, std=STD, num_classes=N)  # labels 0..N-1 all pass
-    assert sorted(torch.cat([labels for _, labels in fitting]).tolist()) == list(range(N))  # partial policy: each sample once
+    # the partial policy: each sample once
+    assert sorted(torch.cat([labels for _, labels in fitting]).tolist()) == list(range(N))
 
 
 def test_lastbatch_enum_values():

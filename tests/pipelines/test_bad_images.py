@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from gpumix.pipelines import imagenet_train, imagenet_val
-from gpumix.tools import scan
 from gpumix.synthetic import make_dataset
+from gpumix.tools import scan
 
 
 def _encode(img, fmt, **kwargs):

@@ -16,7 +16,7 @@ def train_val(tmp_path_factory):
     """Makes tiny datasets with gpumix-make-dataset: ``make(kind, train_per_class=, val_per_class=, size=, seed=1,
     classes=4, root=None)`` writes ROOT/train (seed) and ROOT/val (seed + 1) and returns str(ROOT); ROOT is a fresh
     temporary folder unless given."""
-    from gpumix.tools.make_dataset import make_dataset
+    from gpumix.synthetic import make_dataset
 
     def make(kind="imagenet", *, train_per_class, val_per_class, size, seed=1, classes=4, root=None):
         root = tmp_path_factory.mktemp(kind) if root is None else root

@@ -4,13 +4,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from gpumix.train.attack import AttackConfig, AttackModel, fgsm, ifgsm, main, normalize_pixels
-from gpumix.train.checkpoint import load_checkpoint, save_checkpoint
-from gpumix.train.models import build_model
 
 from gpumix.datasets import STATS
 from gpumix.ops import normalize
 from gpumix.tools.cifar_writer import write_cifar10
+from gpumix.train.attack import AttackConfig, AttackModel, fgsm, ifgsm, main, normalize_pixels
+from gpumix.train.checkpoint import load_checkpoint, save_checkpoint
+from gpumix.train.models import build_model
 
 CIFAR_MEAN, CIFAR_STD = STATS["cifar10"].mean, STATS["cifar10"].std
 

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+
 from gpumix.train.losses import LossKind, bce_loss
 
 

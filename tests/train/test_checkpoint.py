@@ -9,9 +9,9 @@ import signal
 import numpy as np
 import pytest
 import torch
-from gpumix.train import checkpoint as ckpt
 
 from gpumix.atomic import remove_partial_writes
+from gpumix.train import checkpoint as ckpt
 
 
 def _state(seed):

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+
 from gpumix.pipelines import DecoderConfig
 from gpumix.train.config import TrainConfig, build_parser, load_recipe, parse_config, recipe_path, shipped_recipes
 

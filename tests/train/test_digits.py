@@ -8,7 +8,6 @@ import pytest
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 from gpumix.pipelines.cifar_files import load_cifar  # noqa: E402
-
 from gpumix.tools import digits as tool  # noqa: E402
 
 RECORD = 1 + 3 * 32 * 32

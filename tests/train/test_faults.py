@@ -25,13 +25,13 @@ import time
 
 import pytest
 import torch
+
+from gpumix import atomic as atomic_module
 from gpumix.train import loop
 from gpumix.train import metrics as metrics_module
 from gpumix.train.__main__ import main
 from gpumix.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from gpumix.train.metrics import read_metrics
-
-from gpumix import atomic as atomic_module
 
 STEPS = 6  # 2 epochs of 3 steps
 BASE = ["--epochs", "2", "--global-batch-size", "8", "--arch", "squeezenet1_1", "--crop", "32", "--device", "cpu",

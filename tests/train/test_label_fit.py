@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 import torch
-from gpumix.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from gpumix.train.label_fit import label_fit, main
-from gpumix.train.models import build_model
 
 from gpumix.datasets import STATS
 from gpumix.tools.cifar_writer import write_cifar10
+from gpumix.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from gpumix.train.label_fit import label_fit, main
+from gpumix.train.models import build_model
 
 TRAIN, TEST = 60, 20
 

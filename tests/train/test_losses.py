@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from gpumix.train.losses import LossKind, mixupe_lambda_mean, mixupe_loss, pair_ce, soft_target_ce
 
 

@@ -3,6 +3,7 @@ import json
 import random
 
 import pytest
+
 from gpumix.train.metrics import METRICS_NAME, MetricsLog, _running_mean, plot_metrics, plot_runs, read_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,7 @@
 """gpumix.train.models: the mixup paper's PreAct ResNet-18 and torchvision models by name."""
 import pytest
 import torch
+
 from gpumix.train.models import PreActBlock, PreActResNet18, build_model
 
 

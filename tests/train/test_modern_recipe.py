@@ -1,6 +1,7 @@
 """Issue 15's trainer settings: the RSB A3 recipe, BCE, mixup off-epoch, auto-augment, AdamW and cosine decay."""
 import pytest
 import torch
+
 from gpumix.pipelines import AutoAugment
 from gpumix.train.__main__ import main
 from gpumix.train.checkpoint import RUN_IDENTITY_DEFAULTS, load_checkpoint

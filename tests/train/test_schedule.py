@@ -2,6 +2,7 @@
 import math
 
 import pytest
+
 from gpumix.train.schedule import LRSchedule
 
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from gpumix.train.__main__ import main
 from gpumix.train.checkpoint import load_checkpoint
 from gpumix.train.metrics import read_metrics
