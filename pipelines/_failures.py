@@ -22,7 +22,7 @@ import numpy as np
 from nvidia.dali import Pipeline, pipeline_def
 from nvidia.dali.data_node import DataNode
 
-from gpumix._imagecheck import why_undecodable
+from gpumix.imagecheck import why_undecodable
 from gpumix.pipelines.sharding import SourcePipeline
 
 __all__ = ["DatasetFileError", "ExplainingPipeline", "ExplainingSourcePipeline"]

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from gpumix._imagecheck import why_undecodable
 from gpumix.atomic import write_atomically
 from gpumix.file_list import format_file_list, read_file_list
+from gpumix.imagecheck import why_undecodable
 
 __all__ = ["main", "list_images", "check_image", "IMAGE_EXTENSIONS"]
 
