@@ -282,7 +282,10 @@ def plot_attack_errors(runs, png_path, *, title=None, dashed=()):
         ax.legend(loc="lower right", fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.savefig(png_path, dpi=100)
+    from gpumix.atomic import atomic_writer
+
+    with atomic_writer(png_path, "plot ") as f:  # whole or unchanged, like every file gpumix writes
+        fig.savefig(f, format="png", dpi=100)
     return png_path
 
 

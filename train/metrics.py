@@ -7,7 +7,7 @@ Each line is one JSON object. The plot reads records with ``"kind": "step"``
 import json
 import os
 
-from gpumix.atomic import write_atomically
+from gpumix.atomic import atomic_writer, write_atomically
 
 __all__ = ["METRICS_NAME", "MetricsLog", "read_metrics", "plot_metrics", "plot_runs", "error_summary"]
 
@@ -148,7 +148,8 @@ def plot_metrics(jsonl_path, png_path):
         if not data:
             ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
         ax.grid(alpha=0.3)
-    fig.savefig(png_path, dpi=100)
+    with atomic_writer(png_path, "plot ") as f:  # whole or unchanged, like every file gpumix writes
+        fig.savefig(f, format="png", dpi=100)
     return png_path
 
 
@@ -203,5 +204,6 @@ def plot_runs(runs, png_path, *, smooth=1, title=None):
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.savefig(png_path, dpi=100)
+    with atomic_writer(png_path, "plot ") as f:  # whole or unchanged, like every file gpumix writes
+        fig.savefig(f, format="png", dpi=100)
     return png_path
