@@ -16,7 +16,9 @@ import os
 
 from gpumix.file_list import check_file_list
 
-__all__ = ["DATASETS", "NUM_CLASSES", "STATS", "DataSource", "SourceKind", "Stats", "data_source", "existing_path"]
+__all__ = ["CIFAR_COARSE_CLASSES", "CIFAR_DATASETS", "CIFAR_FILES", "CIFAR_FOLDERS", "CIFAR_FORMATS",
+           "CIFAR_IMAGE_BYTES", "CIFAR_SIZE", "DATASETS", "NUM_CLASSES", "STATS", "DataSource", "SourceKind", "Stats",
+           "data_source", "existing_path"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,25 @@ STATS = {
 }
 NUM_CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100}
 DATASETS = tuple(STATS)
+CIFAR_DATASETS = ("cifar10", "cifar100")
+
+# CIFAR on disk, as the official archives lay it out (https://www.cs.toronto.edu/~kriz/cifar.html): 32x32 RGB
+# images stored as R, G, B planes; CIFAR-100 also labels 20 coarse superclasses. 'binary' is the C version
+# (a record: the label byte(s), then the pixels), 'python' the pickled dicts torchvision downloads.
+CIFAR_SIZE = 32
+CIFAR_IMAGE_BYTES = 3 * CIFAR_SIZE * CIFAR_SIZE
+CIFAR_COARSE_CLASSES = 20
+CIFAR_FORMATS = ("binary", "python")
+CIFAR_FOLDERS = {
+    ("cifar10", "binary"): "cifar-10-batches-bin", ("cifar10", "python"): "cifar-10-batches-py",
+    ("cifar100", "binary"): "cifar-100-binary", ("cifar100", "python"): "cifar-100-python",
+}
+CIFAR_FILES = {
+    ("cifar10", "binary"): {"train": [f"data_batch_{k}.bin" for k in range(1, 6)], "test": ["test_batch.bin"]},
+    ("cifar10", "python"): {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]},
+    ("cifar100", "binary"): {"train": ["train.bin"], "test": ["test.bin"]},
+    ("cifar100", "python"): {"train": ["train"], "test": ["test"]},
+}
 
 
 class SourceKind(str, enum.Enum):

@@ -23,16 +23,24 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-__all__ = ["CIFAR_FORMATS", "DEFAULT_SIZE", "FORMATS", "make_dataset", "synthetic_image", "write_webdataset"]
+from gpumix.datasets import (
+    CIFAR_DATASETS,
+    CIFAR_FILES,
+    CIFAR_FOLDERS,
+    CIFAR_FORMATS,
+    CIFAR_IMAGE_BYTES,
+    CIFAR_SIZE,
+    NUM_CLASSES,
+)
 
-FORMATS = ("imagenet", "webdataset", "cifar10", "cifar100")
-CIFAR_FORMATS = ("binary", "python")
+__all__ = ["DEFAULT_SIZE", "FORMATS", "make_dataset", "synthetic_image", "write_webdataset"]
+
+FORMATS = ("imagenet", "webdataset", *CIFAR_DATASETS)
 # ImageNet's typical image is about 400x350 (w x h); sizes vary by +-25% around it.
 DEFAULT_SIZE = (350, 400)
 JPEG_QUALITY = 90
 # Samples per WebDataset shard: small enough for tests, a real run picks its own.
 SHARD_SIZE = 1000
-CIFAR10_TRAIN_FILES = 5  # data_batch_1..5, as in the official archive
 
 
 def synthetic_image(rng: np.random.Generator, height: int, width: int, class_id: int) -> np.ndarray:
@@ -108,11 +116,11 @@ def write_webdataset(out: str, samples: Iterable[tuple[int, int, np.ndarray]], t
 
 def _cifar_arrays(classes: int, per_class: int, seed: int,
                   coarse_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CHW-flattened uint8 (N, 3072) images, fine labels, coarse labels, in a fixed shuffled order."""
+    """CHW-flattened uint8 (N, CIFAR_IMAGE_BYTES) images, fine labels, coarse labels, in a fixed shuffled order."""
     n = classes * per_class
-    data = np.empty((n, 3072), dtype=np.uint8)
+    data = np.empty((n, CIFAR_IMAGE_BYTES), dtype=np.uint8)
     labels = np.repeat(np.arange(classes), per_class)
-    for i, _class_id, pixels in tqdm(_samples(classes, per_class, seed, (32, 32), 0.0), total=n,
+    for i, _class_id, pixels in tqdm(_samples(classes, per_class, seed, (CIFAR_SIZE, CIFAR_SIZE), 0.0), total=n,
                                     desc="cifar", unit="img"):
         data[i] = pixels.transpose(2, 0, 1).reshape(-1)
     order = np.random.default_rng(seed + 1).permutation(n)  # official files are not sorted by class
@@ -125,22 +133,20 @@ def _write_cifar(out: str, name: str, classes: int, per_class: int, seed: int, c
     n_test = max(1, int(len(data) * test_fraction))
     splits = {"test": (data[:n_test], fine[:n_test], coarse[:n_test]),
               "train": (data[n_test:], fine[n_test:], coarse[n_test:])}
-    if name == "cifar10":
-        train_parts = np.array_split(np.arange(len(splits["train"][0])), CIFAR10_TRAIN_FILES)
-        files = {f"data_batch_{k + 1}": tuple(a[idx] for a in splits["train"]) for k, idx in enumerate(train_parts)}
-        files["test_batch"] = splits["test"]
-    else:
-        files = dict(splits)
+    # the official file names (gpumix.datasets.CIFAR_FILES), the training set split in order over them
+    names = CIFAR_FILES[(name, cifar_format)]
+    files = {}
+    for split, stems in names.items():
+        parts = np.array_split(np.arange(len(splits[split][0])), len(stems))
+        files.update({stem: tuple(a[idx] for a in splits[split]) for stem, idx in zip(stems, parts)})
+    folder = os.path.join(out, CIFAR_FOLDERS[(name, cifar_format)])
+    os.makedirs(folder)
     if cifar_format == "binary":
-        folder = os.path.join(out, "cifar-10-batches-bin" if name == "cifar10" else "cifar-100-binary")
-        os.makedirs(folder)
         for stem, (x, y, yc) in files.items():
             rows = [y[:, None].astype(np.uint8), x] if name == "cifar10" else \
                 [yc[:, None].astype(np.uint8), y[:, None].astype(np.uint8), x]
-            np.concatenate(rows, axis=1).tofile(os.path.join(folder, stem + ".bin"))
+            np.concatenate(rows, axis=1).tofile(os.path.join(folder, stem))
     else:
-        folder = os.path.join(out, "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
-        os.makedirs(folder)
         for stem, (x, y, yc) in files.items():
             record = {b"batch_label": stem.encode(), b"data": x,
                       b"filenames": [f"{stem}_{i:06d}.png".encode() for i in range(len(x))]}
@@ -162,8 +168,8 @@ def make_dataset(fmt: str, output: str | os.PathLike, *, classes: int, images_pe
         raise ValueError(f"cifar_format must be 'binary' or 'python', got {cifar_format!r}")
     if not isinstance(classes, int) or classes < 2:
         raise ValueError(f"classes must be an int >= 2, got {classes!r}")
-    if fmt == "cifar10" and classes > 10 or fmt == "cifar100" and classes > 100:
-        raise ValueError(f"classes must be <= {10 if fmt == 'cifar10' else 100} for {fmt}, got {classes}")
+    if fmt in NUM_CLASSES and classes > NUM_CLASSES[fmt]:
+        raise ValueError(f"classes must be <= {NUM_CLASSES[fmt]} for {fmt}, got {classes}")
     if not isinstance(images_per_class, int) or images_per_class < 1:
         raise ValueError(f"images_per_class must be an int >= 1, got {images_per_class!r}")
     output = os.path.abspath(output)

@@ -13,22 +13,26 @@ from typing import Any
 
 import numpy as np
 
+from gpumix.datasets import (
+    CIFAR_COARSE_CLASSES,
+    CIFAR_DATASETS,
+    CIFAR_FILES,
+    CIFAR_FOLDERS,
+    CIFAR_FORMATS,
+    CIFAR_IMAGE_BYTES,
+    NUM_CLASSES,
+)
+
 __all__ = ["load_cifar", "detect_cifar_format", "RestrictedUnpickler"]
 
-IMAGE_BYTES = 3 * 32 * 32
-_BINARY = {
-    "cifar10": {"train": [f"data_batch_{k}.bin" for k in range(1, 6)], "test": ["test_batch.bin"]},
-    "cifar100": {"train": ["train.bin"], "test": ["test.bin"]},
-}
-_PYTHON = {
-    "cifar10": {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]},
-    "cifar100": {"train": ["train"], "test": ["test"]},
-}
-_SUBFOLDERS = {"cifar10": ("cifar-10-batches-bin", "cifar-10-batches-py"),
-               "cifar100": ("cifar-100-binary", "cifar-100-python")}
+IMAGE_BYTES = CIFAR_IMAGE_BYTES
+_BINARY = {name: CIFAR_FILES[(name, "binary")] for name in CIFAR_DATASETS}
+_PYTHON = {name: CIFAR_FILES[(name, "python")] for name in CIFAR_DATASETS}
+_SUBFOLDERS = {name: tuple(CIFAR_FOLDERS[(name, fmt)] for fmt in CIFAR_FORMATS) for name in CIFAR_DATASETS}
 # Records in each official binary file ("*": every file not named): a file holds at most that many.
 _RECORDS = {"cifar10": {"*": 10000}, "cifar100": {"train.bin": 50000, "*": 10000}}
-_NUM_CLASSES = {("cifar10", "fine"): 10, ("cifar100", "fine"): 100, ("cifar100", "coarse"): 20}
+_NUM_CLASSES = {("cifar10", "fine"): NUM_CLASSES["cifar10"], ("cifar100", "fine"): NUM_CLASSES["cifar100"],
+                ("cifar100", "coarse"): CIFAR_COARSE_CLASSES}
 
 
 def _reconstruct() -> Callable[..., Any]:

@@ -28,13 +28,13 @@ import numpy as np
 import torch
 
 from gpumix.atomic import atomic_writer, remove_partial_writes
-from gpumix.datasets import NUM_CLASSES
+from gpumix.datasets import CIFAR_DATASETS, NUM_CLASSES
 
 if TYPE_CHECKING:
     from gpumix.train.config import TrainConfig
     from gpumix.train.dist import Dist
 
-__all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "RUN_IDENTITY", "RUN_IDENTITY_DEFAULTS", "CIFAR_DATASETS",
+__all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "RUN_IDENTITY", "RUN_IDENTITY_DEFAULTS",
            "save_checkpoint", "load_checkpoint", "latest_checkpoint", "rng_state", "set_rng_state",
            "training_state", "restore_training", "check_same_run", "prepare_output", "TrainedModel",
            "load_trained_model"]
@@ -51,7 +51,6 @@ RUN_IDENTITY_DEFAULTS = {"mixup_off_epoch": None, "mixup_mode": "batch", "mixup_
                          "randaug_num_ops": 2, "randaug_magnitude": 9, "optimizer": "sgd", "lr_decay": "step",
                          "min_lr": 0.0, "clip_grad": None, "model_ema_decay": None,
                          "reprob": 0.0, "remode": "const", "recount": 1}
-CIFAR_DATASETS = ("cifar10", "cifar100")  # what the tools that read trained runs accept
 
 _LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
 _CONTAINERS = (dict, collections.OrderedDict, list, tuple, set)

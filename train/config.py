@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gpumix.datasets import CIFAR_SIZE, DATASETS
 from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
@@ -25,7 +26,6 @@ from gpumix.validation import check_bool, check_float, check_int, check_text
 
 __all__ = ["TrainConfig", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
-DATASETS = ("imagenet", "cifar10", "cifar100")
 DEVICES = ("auto", "cuda", "cpu")
 AMP_MODES = ("bf16", "fp16", "off")
 LOSSES = tuple(kind.value for kind in LossKind)
@@ -34,7 +34,6 @@ MIXUP_MODES = ("batch", "pair", "elem")  # gpumix.MixMode's values
 # gpumix.pipelines.auto_augment.POLICIES, plus "none" so that a flag can turn a recipe's policy off
 AUTO_AUGMENTS = ("randaugment", "trivialaugment", "autoaugment", "none")
 IMAGENET_CROP = 224
-CIFAR_SIZE = 32  # the CIFAR pipelines always crop 32x32
 
 
 def _literal(name: str, value: Any, allowed: tuple[str, ...]) -> str:

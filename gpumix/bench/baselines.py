@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from gpumix.bench.data import CIFAR_SIZE, DataSpec
+from gpumix.bench.data import DataSpec
 from gpumix.bench.gpumix_loaders import train_pipeline
 from gpumix.bench.variants import ALPHA, PREFETCH_FACTOR, LoaderSettings, Step, epoch_loop, next_auto_reset
+from gpumix.datasets import CIFAR_SIZE
 from gpumix.kernels.reference import unfused_chain
 
 __all__ = ["dali_iterator", "timm_loader", "torch_transforms", "torchvision_loader"]

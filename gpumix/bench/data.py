@@ -6,18 +6,16 @@ import os
 from collections.abc import Sequence
 
 from gpumix.bench.fields import field_error
-from gpumix.datasets import NUM_CLASSES, STATS, DataSource, data_source
+from gpumix.datasets import CIFAR_DATASETS, CIFAR_FOLDERS, CIFAR_SIZE, NUM_CLASSES, STATS, DataSource, data_source
 from gpumix.validation import check_int
 
-__all__ = ["CIFAR_SIZE", "DEFAULT_CLASSES", "DEFAULT_PER_CLASS", "EPOCH", "DataSpec", "default_data", "resolve_data"]
+__all__ = ["DEFAULT_CLASSES", "DEFAULT_PER_CLASS", "EPOCH", "DataSpec", "default_data", "resolve_data"]
 
 # The embedded default: 10 classes x 64 ImageNet-sized JPEGs, made once and cached.
 DEFAULT_CLASSES, DEFAULT_PER_CLASS = 10, 64
 # The torch loaders' epoch is at least this long (the real datasets' train sizes), so that a small
 # benchmark set does not make them restart their workers' prefetching every few batches.
 EPOCH = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
-CIFAR_SIZE = 32
-_CIFAR_FOLDERS = ("cifar-10-batches-bin", "cifar-10-batches-py", "cifar-100-binary", "cifar-100-python")
 
 
 def default_data(cache: str | None = None) -> str:
@@ -77,7 +75,7 @@ def _cifar_kind(folder: str) -> str | None:
     """'cifar10' or 'cifar100' if ``folder`` holds (or is) an extracted CIFAR set, else None."""
     from gpumix.pipelines.cifar_files import detect_cifar_format
 
-    for kind in ("cifar10", "cifar100"):
+    for kind in CIFAR_DATASETS:
         try:
             detect_cifar_format(folder, kind)
         except FileNotFoundError:
@@ -125,7 +123,7 @@ def resolve_data(data: Sequence[str | os.PathLike] | None, *, num_classes: int |
         try:
             source = data_source(path)
         except ValueError as e:
-            raise ValueError(f"{e}; nor is it a CIFAR folder (CIFAR files or a {', '.join(_CIFAR_FOLDERS)} "
+            raise ValueError(f"{e}; nor is it a CIFAR folder (CIFAR files or a {', '.join(CIFAR_FOLDERS.values())} "
                              "subfolder)") from None
         return _imagenet_spec(path, source, num_classes, image_size, embedded=embedded)
     # a file list, checked: errors name its path and line

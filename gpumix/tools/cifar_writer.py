@@ -14,16 +14,20 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gpumix.datasets import CIFAR_FILES, CIFAR_FOLDERS, CIFAR_IMAGE_BYTES, CIFAR_SIZE
+from gpumix.datasets import NUM_CLASSES as DATASET_CLASSES
 from gpumix.validation import check_float
 
 __all__ = ["FOLDER", "TRAIN_FILES", "NUM_CLASSES", "SIZE", "RECORD_BYTES", "corrupt_labels", "write_cifar10",
            "new_folder", "grey_rows", "add_corruption_arguments", "run_tool"]
 
-FOLDER = "cifar-10-batches-bin"
-TRAIN_FILES = 5  # data_batch_1..5.bin, as in the official archive (gpumix.pipelines.cifar_files reads all five)
-NUM_CLASSES = 10
-SIZE = 32
-RECORD_BYTES = 1 + 3 * SIZE * SIZE
+# the official CIFAR-10 binary layout (gpumix.datasets, which gpumix.pipelines.cifar_files reads by)
+FOLDER = CIFAR_FOLDERS[("cifar10", "binary")]
+_FILES = CIFAR_FILES[("cifar10", "binary")]
+TRAIN_FILES = len(_FILES["train"])
+NUM_CLASSES = DATASET_CLASSES["cifar10"]
+SIZE = CIFAR_SIZE
+RECORD_BYTES = 1 + CIFAR_IMAGE_BYTES
 
 
 def new_folder(out_dir: str | os.PathLike[str], argument: str = "out_dir") -> str:
@@ -94,9 +98,9 @@ def write_cifar10(out_dir: str | os.PathLike[str], train_labels: np.ndarray, tra
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would stick to the folder
-        for k, idx in enumerate(np.array_split(np.arange(len(train)), TRAIN_FILES)):
-            train[idx].tofile(os.path.join(staging, f"data_batch_{k + 1}.bin"))
-        test.tofile(os.path.join(staging, "test_batch.bin"))
+        for name, idx in zip(_FILES["train"], np.array_split(np.arange(len(train)), TRAIN_FILES)):
+            train[idx].tofile(os.path.join(staging, name))
+        test.tofile(os.path.join(staging, _FILES["test"][0]))
         with open(os.path.join(staging, "batches.meta.txt"), "w", encoding="ascii") as f:
             f.write("".join(f"{k}\n" for k in range(NUM_CLASSES)))
         os.replace(staging, target)

@@ -11,7 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gpumix.synthetic import CIFAR_FORMATS, DEFAULT_SIZE, FORMATS, make_dataset
+from gpumix.datasets import CIFAR_FORMATS
+from gpumix.synthetic import DEFAULT_SIZE, FORMATS, make_dataset
 
 __all__ = ["main"]
 
