@@ -7,20 +7,38 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["OUTPUT_DTYPES", "check_int", "check_float", "check_bool", "check_text", "channel_floats",
-           "check_label_range", "check_output"]
+E = typing.TypeVar("E", bound=BaseException)
+
+__all__ = ["OUTPUT_DTYPES", "field_of", "tagged", "check_int", "check_float", "check_bool", "check_text",
+           "channel_floats", "check_label_range", "check_output"]
 
 # The dtypes the fused operator writes.
 OUTPUT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
+def tagged(error: E, field: str) -> E:
+    """``error`` marked as being about the setting ``field`` (``field_of``), and returned.
+
+    Every check here tags its errors with the name it was given, so a command
+    line maps a refused value back to its flag through ``field_of``, never
+    through the message's text.
+    """
+    setattr(error, "field", field)  # noqa: B010 (builtin exceptions take attributes)
+    return error
+
+
+def field_of(error: BaseException) -> str | None:
+    """The setting a ``tagged`` error is about, or None."""
+    return getattr(error, "field", None)
+
+
 def check_int(name: str, value: object, minimum: int) -> int:
     """Return ``value`` as int; TypeError unless an integer (bools refused), ValueError if < minimum."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
+        raise tagged(TypeError(f"{name} must be an int, got {value!r}"), name)
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        raise tagged(ValueError(f"{name} must be >= {minimum}, got {value!r}"), name)
     return int(value)
 
 
@@ -30,19 +48,20 @@ def check_float(name: str, value: object, low: float, high: float, *, high_open:
     ``high`` may be ``math.inf`` for no upper bound.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float, got {value!r}")
+        raise tagged(TypeError(f"{name} must be a float, got {value!r}"), name)
     value = float(value)
     above = value >= high if high_open else value > high
     if not math.isfinite(value) or value < low or above:
         interval = f"[{low}, {high})" if high_open else (f"[{low}, {high}]" if math.isfinite(high) else f">= {low}")
-        raise ValueError(f"{name} must be {'in ' if math.isfinite(high) else ''}{interval}, got {value!r}")
+        raise tagged(ValueError(f"{name} must be {'in ' if math.isfinite(high) else ''}{interval}, got {value!r}"),
+                     name)
     return value
 
 
 def check_bool(name: str, value: object) -> bool:
     """Return ``value``; TypeError unless it is a bool."""
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
+        raise tagged(TypeError(f"{name} must be a bool, got {value!r}"), name)
     return value
 
 
@@ -111,5 +130,6 @@ def check_text(name: str, value: object, optional: bool = False) -> str | None:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty string{' or None' if optional else ''}, got {value!r}")
+        raise tagged(TypeError(f"{name} must be a non-empty string{' or None' if optional else ''}, got {value!r}"),
+                     name)
     return value

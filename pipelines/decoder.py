@@ -29,6 +29,8 @@ import dataclasses
 import numbers
 from typing import Any
 
+from gpumix.validation import tagged
+
 __all__ = ["DecoderConfig"]
 
 MIB = 1 << 20
@@ -47,13 +49,13 @@ class DecoderConfig:
     def __post_init__(self) -> None:
         load = self.hw_decoder_load
         if isinstance(load, bool) or not isinstance(load, numbers.Real) or not 0.0 <= float(load) <= 1.0:
-            raise ValueError(f"hw_decoder_load must be a float in [0, 1], got {load!r}")
+            raise tagged(ValueError(f"hw_decoder_load must be a float in [0, 1], got {load!r}"), "hw_decoder_load")
         object.__setattr__(self, "hw_decoder_load", float(load))
         for name in ("device_memory_padding", "host_memory_padding", "preallocate_width_hint",
                      "preallocate_height_hint"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+                raise tagged(ValueError(f"{name} must be an int >= 0, got {value!r}"), name)
             object.__setattr__(self, name, int(value))
 
     def mixed_arguments(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import enum
 import math
 import numbers
 import os
-import re
 import typing
 from importlib import resources
 from typing import Any
@@ -22,7 +21,7 @@ from gpumix.erasing import ERASING_MODES
 from gpumix.pipelines.decoder import DecoderConfig
 from gpumix.train.losses import LossKind
 from gpumix.train.schedule import DECAYS, LRSchedule
-from gpumix.validation import check_bool, check_float, check_int, check_text
+from gpumix.validation import check_bool, check_float, check_int, check_text, field_of, tagged
 
 __all__ = ["TrainConfig", "recipe_path", "shipped_recipes", "load_recipe", "build_parser", "parse_config"]
 
@@ -40,7 +39,7 @@ def _literal(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise tagged(ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}"), name)
     return value
 
 
@@ -180,7 +179,7 @@ class TrainConfig:
         self.mixupe_eta = check_float("mixupe_eta", self.mixupe_eta, 0.0, math.inf)
         tau = self.mixupe_tau
         if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or math.isnan(tau):
-            raise ValueError(f"mixupe_tau must be a float (finite or inf), got {tau!r}")
+            raise tagged(ValueError(f"mixupe_tau must be a float (finite or inf), got {tau!r}"), "mixupe_tau")
         self.mixupe_tau = float(tau)
         self.mixup_off_epoch = _optional_int("mixup_off_epoch", self.mixup_off_epoch, 0)
         self.mixup_mode = _literal("mixup_mode", self.mixup_mode, MIXUP_MODES)
@@ -196,7 +195,8 @@ class TrainConfig:
         self.randaug_num_ops = check_int("randaug_num_ops", self.randaug_num_ops, 1)
         self.randaug_magnitude = check_int("randaug_magnitude", self.randaug_magnitude, 0)
         if self.randaug_magnitude > 10:
-            raise ValueError(f"randaug_magnitude must be in [0, 10] (timm's scale), got {self.randaug_magnitude}")
+            raise tagged(ValueError(f"randaug_magnitude must be in [0, 10] (timm's scale), "
+                                    f"got {self.randaug_magnitude}"), "randaug_magnitude")
         self.optimizer = _literal("optimizer", self.optimizer, OPTIMIZERS)
         self.lr_decay = _literal("lr_decay", self.lr_decay, DECAYS)
         self.min_lr = check_float("min_lr", self.min_lr, 0.0, math.inf)
@@ -208,7 +208,8 @@ class TrainConfig:
         if self.clip_grad is not None:
             self.clip_grad = check_float("clip_grad", self.clip_grad, 0.0, math.inf)
             if self.clip_grad <= 0:
-                raise ValueError(f"clip_grad must be > 0 (or None for no clipping), got {self.clip_grad!r}")
+                raise tagged(ValueError(f"clip_grad must be > 0 (or None for no clipping), "
+                                        f"got {self.clip_grad!r}"), "clip_grad")
         schedule = LRSchedule(base_lr=self.base_lr, peak_lr=self.peak_lr, warmup_epochs=self.warmup_epochs,
                               milestones=self.milestones, gamma=self.gamma, steps_per_epoch=1,
                               **self.schedule_decay())
@@ -234,34 +235,36 @@ class TrainConfig:
         self.num_classes = _optional_int("num_classes", self.num_classes, 2)
         self.dist_timeout = check_float("dist_timeout", self.dist_timeout, 0.0, math.inf)
         if self.dist_timeout <= 0:
-            raise ValueError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout!r}")
+            raise tagged(ValueError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout!r}"), "dist_timeout")
         self._check_combinations()
 
     def _check_combinations(self) -> None:
         if self.dataset == "imagenet":
             self.crop = IMAGENET_CROP if self.crop is None else self.crop
             if self.val_resize is not None and self.val_resize < self.crop:
-                raise ValueError(f"val_resize must be >= crop ({self.crop}), got {self.val_resize}")
+                raise tagged(ValueError(f"val_resize must be >= crop ({self.crop}), got {self.val_resize}"),
+                             "val_resize")
         else:
             self.crop = CIFAR_SIZE if self.crop is None else self.crop
             if self.crop != CIFAR_SIZE:
-                raise ValueError(f"crop must be {CIFAR_SIZE} for {self.dataset} (its images are 32x32), "
-                                 f"got {self.crop}")
+                raise tagged(ValueError(f"crop must be {CIFAR_SIZE} for {self.dataset} (its images are 32x32), "
+                                        f"got {self.crop}"), "crop")
             if self.val_resize is not None:
-                raise ValueError(f"val_resize must be None for {self.dataset} (CIFAR is not resized), "
-                                 f"got {self.val_resize}")
+                raise tagged(ValueError(f"val_resize must be None for {self.dataset} (CIFAR is not resized), "
+                                        f"got {self.val_resize}"), "val_resize")
         if self.loss == LossKind.MIXUPE.value and self.mixup_alpha == 0:
-            raise ValueError("mixup_alpha must be > 0 with loss 'mixupe' (MixupE regularizes mixup), got 0.0")
+            raise tagged(ValueError("mixup_alpha must be > 0 with loss 'mixupe' (MixupE regularizes mixup), got 0.0"),
+                         "mixup_alpha")
         mixing = self.mixup_alpha > 0 or self.cutmix_alpha > 0
         if self.mixup_off_epoch is not None and not mixing:
-            raise ValueError(f"mixup_off_epoch needs mixup or CutMix on (mixup_alpha or cutmix_alpha > 0), "
-                             f"got {self.mixup_off_epoch}")
+            raise tagged(ValueError(f"mixup_off_epoch needs mixup or CutMix on (mixup_alpha or cutmix_alpha > 0), "
+                                    f"got {self.mixup_off_epoch}"), "mixup_off_epoch")
         for name in ("bce_target_thresh", "bce_sum"):
             if getattr(self, name) not in (None, False) and self.loss != LossKind.BCE.value:
-                raise ValueError(f"{name} applies to loss 'bce' only, got {getattr(self, name)!r} with loss "
-                                 f"{self.loss!r}")
+                raise tagged(ValueError(f"{name} applies to loss 'bce' only, got {getattr(self, name)!r} with loss "
+                                        f"{self.loss!r}"), name)
         if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
+            raise tagged(ValueError("nesterov=True needs momentum > 0, got momentum=0.0"), "nesterov")
 
     @property
     def decoder(self) -> DecoderConfig:
@@ -380,8 +383,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     try:
         return TrainConfig(**values)
     except (ValueError, TypeError) as e:
-        named = re.match(r"[a-z_]+", str(e))  # the errors start with the field's name
-        field = named.group() if named else ""
+        field = field_of(e) or ""  # the setting the error is about, as the checks tag it
         if field in given:
             parser.error(f"argument {_flag(field)}: {e}")
         if field in values:

@@ -10,7 +10,7 @@ import dataclasses
 import math
 import numbers
 
-from gpumix.validation import check_float, check_int
+from gpumix.validation import check_float, check_int, tagged
 
 __all__ = ["LRSchedule", "DECAYS"]
 
@@ -21,12 +21,12 @@ DECAYS = ("step", "cosine")
 
 def _check_milestones(milestones):
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
-        raise TypeError(f"milestones must be a list or tuple of epochs, got {milestones!r}")
+        raise tagged(TypeError(f"milestones must be a list or tuple of epochs, got {milestones!r}"), "milestones")
     for m in milestones:
         if isinstance(m, bool) or not isinstance(m, numbers.Real) or not math.isfinite(m) or m < 0:
-            raise ValueError(f"milestones must be epochs >= 0, got {m!r} in {list(milestones)}")
+            raise tagged(ValueError(f"milestones must be epochs >= 0, got {m!r} in {list(milestones)}"), "milestones")
     if any(b <= a for a, b in zip(milestones, milestones[1:])):
-        raise ValueError(f"milestones must be strictly increasing, got {list(milestones)}")
+        raise tagged(ValueError(f"milestones must be strictly increasing, got {list(milestones)}"), "milestones")
     return tuple(milestones)
 
 
@@ -56,30 +56,31 @@ class LRSchedule:
     def __post_init__(self):
         base = check_float("base_lr", self.base_lr, 0.0, math.inf)
         if base <= 0:
-            raise ValueError(f"base_lr must be > 0, got {self.base_lr!r}")
+            raise tagged(ValueError(f"base_lr must be > 0, got {self.base_lr!r}"), "base_lr")
         peak = check_float("peak_lr", self.peak_lr, 0.0, math.inf)
         if peak < base:
-            raise ValueError(f"peak_lr must be >= base_lr ({base!r}), got {self.peak_lr!r}")
+            raise tagged(ValueError(f"peak_lr must be >= base_lr ({base!r}), got {self.peak_lr!r}"), "peak_lr")
         warmup = check_float("warmup_epochs", self.warmup_epochs, 0.0, math.inf)
         if warmup == 0 and peak != base:
-            raise ValueError(f"base_lr must equal peak_lr when warmup_epochs is 0 (nothing ramps between them), "
-                             f"got base_lr={base!r}, peak_lr={peak!r}")
+            raise tagged(ValueError(f"base_lr must equal peak_lr when warmup_epochs is 0 (nothing ramps between them), "
+                                    f"got base_lr={base!r}, peak_lr={peak!r}"), "base_lr")
         gamma = check_float("gamma", self.gamma, 0.0, 1.0)
         if gamma <= 0:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+            raise tagged(ValueError(f"gamma must be in (0, 1], got {self.gamma!r}"), "gamma")
         values = {"base_lr": base, "peak_lr": peak, "warmup_epochs": warmup, "gamma": gamma,
                   "milestones": _check_milestones(self.milestones),
                   "steps_per_epoch": check_int("steps_per_epoch", self.steps_per_epoch, 1)}
         if self.decay not in DECAYS:
-            raise ValueError(f"decay must be one of {', '.join(map(repr, DECAYS))}, got {self.decay!r}")
+            raise tagged(ValueError(f"decay must be one of {', '.join(map(repr, DECAYS))}, got {self.decay!r}"),
+                         "decay")
         values["min_lr"] = check_float("min_lr", self.min_lr, 0.0, peak)
         if self.decay == "cosine":
             if self.total_epochs is None:
-                raise ValueError("total_epochs must be given with decay 'cosine', got None")
+                raise tagged(ValueError("total_epochs must be given with decay 'cosine', got None"), "total_epochs")
             total = check_float("total_epochs", self.total_epochs, 0.0, math.inf)
             if total <= warmup:
-                raise ValueError(f"total_epochs must be > warmup_epochs ({warmup!r}) with decay 'cosine', "
-                                 f"got {self.total_epochs!r}")
+                raise tagged(ValueError(f"total_epochs must be > warmup_epochs ({warmup!r}) with decay 'cosine', "
+                                        f"got {self.total_epochs!r}"), "total_epochs")
             values["total_epochs"] = total
         for name, value in values.items():
             object.__setattr__(self, name, value)

@@ -96,7 +96,7 @@ def resolve_data(data: Sequence[str | os.PathLike] | None, *, num_classes: int |
     ``num_classes`` defaults to 10/100 for CIFAR and 1000 (or the number of
     classes found, if more) for ImageNet. Errors (FileNotFoundError or
     ValueError) name the path; those about ``num_classes`` are tagged with
-    that field (``gpumix.bench.fields.field_of``), the others are about ``data``.
+    that field (``gpumix.validation.field_of``), the others are about ``data``.
     """
     embedded = data is None
     paths = [default_data()] if data is None else [os.fspath(p) for p in data]

@@ -5,7 +5,8 @@ one-line meaning (the flag's help) and a check ``check(name, value)`` that
 returns the value (normalized) or raises TypeError/ValueError naming it.
 ``validate`` runs the checks in ``__post_init__`` and tags a failure with the
 field (``field_of``), so a command line maps it back to its flag through the
-table ``add_flags`` returned, never through the message text.
+table ``add_flags`` returned, never through the message text (the tags are
+``gpumix.validation``'s, which the shared checks set too).
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["add_flags", "add_round_flags", "at_least", "field_error", "field_of", "float_range", "from_args", "option",
+from gpumix.validation import field_of, tagged
+
+__all__ = ["add_flags", "add_round_flags", "at_least", "field_error", "float_range", "from_args", "option",
            "report_field_error", "validate"]
 
 T = TypeVar("T")
@@ -33,15 +36,9 @@ def option(default: Any = None, help: str = "", *, check: Callable[[str, Any], A
 
 
 def field_error(exc_type: type[Exception], field: str, reason: str) -> Exception:
-    """``exc_type("<field>: <reason>")`` tagged with ``field``, for errors raised outside a field check."""
-    error = exc_type(f"{field}: {reason}")
-    setattr(error, "field", field)  # noqa: B010 (an attribute builtin exceptions accept)
-    return error
-
-
-def field_of(error: BaseException) -> str | None:
-    """The field a TypeError/ValueError from ``validate`` or ``field_error`` is about, or None."""
-    return getattr(error, "field", None)
+    """``exc_type("<field>: <reason>")`` tagged with ``field`` (``gpumix.validation.tagged``), for errors raised
+    outside a field check."""
+    return tagged(exc_type(f"{field}: {reason}"), field)
 
 
 def validate(config: Any) -> None:
@@ -58,7 +55,7 @@ def validate(config: Any) -> None:
             value = check(f.name, getattr(config, f.name))
         except (TypeError, ValueError) as e:
             if field_of(e) is None:
-                setattr(e, "field", f.name)  # noqa: B010 (an attribute builtin exceptions accept)
+                tagged(e, f.name)
             raise
         object.__setattr__(config, f.name, value)
 

@@ -13,6 +13,7 @@ from gpumix.bench import main as bench
 from gpumix.bench import operator as op_bench
 from gpumix.bench.config import BenchConfig
 from gpumix.bench.operator import OperatorConfig
+from gpumix.validation import field_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,10 +42,10 @@ def test_booleans_take_both_spellings():
 def test_a_failed_check_is_tagged_with_its_field():
     with pytest.raises(ValueError, match=r"^warmup must be >= 0, got -1$") as info:
         BenchConfig(warmup=-1)
-    assert fields.field_of(info.value) == "warmup"
+    assert field_of(info.value) == "warmup"
     with pytest.raises(TypeError, match=r"^alpha must be a float, got 'x'$") as info:
         OperatorConfig(alpha="x")
-    assert fields.field_of(info.value) == "alpha"
+    assert field_of(info.value) == "alpha"
 
 
 def test_the_flag_comes_from_the_tag_not_from_the_message(capsys):
