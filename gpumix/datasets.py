@@ -13,6 +13,7 @@ and the tools all take these from here.
 import dataclasses
 import enum
 import os
+from collections.abc import Sequence
 
 from gpumix.file_list import check_file_list
 
@@ -94,7 +95,7 @@ class DataSource:
         return f"{'file list' if self.kind is SourceKind.FILE_LIST else 'class-folder root'} {self.path}"
 
 
-def existing_path(name: str, path) -> str:
+def existing_path(name: str, path: object) -> str:
     """``path`` as a str; TypeError if it is not a path, FileNotFoundError naming it if it does not exist."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path, got {type(path).__name__}")
@@ -104,7 +105,7 @@ def existing_path(name: str, path) -> str:
     return path
 
 
-def data_source(data) -> DataSource:
+def data_source(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> DataSource:
     """Classify and check ``data``: a class-folder root, a DALI file list, or a list of WebDataset shards.
 
     A file list is checked line by line (``check_file_list``). Errors name

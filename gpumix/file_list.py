@@ -17,6 +17,7 @@ skips blank lines, which is this convention (tests/pipelines/test_file_list.py
 checks it), and reads a 1.28M-line list without holding it in Python.
 """
 import os
+from collections.abc import Iterable
 
 __all__ = ["read_file_list", "format_file_list", "check_file_list"]
 
@@ -29,7 +30,7 @@ def _parse(path, number, line):
     return name.strip(), int(label)
 
 
-def check_file_list(path: str) -> tuple[int, int]:
+def check_file_list(path: str | os.PathLike[str]) -> tuple[int, int]:
     """Validate the file list at ``path`` line by line without keeping it: (images, largest label).
 
     Errors are ``read_file_list``'s.
@@ -46,7 +47,7 @@ def check_file_list(path: str) -> tuple[int, int]:
     return count, largest
 
 
-def read_file_list(path: str) -> tuple[list[str], list[int]]:
+def read_file_list(path: str | os.PathLike[str]) -> tuple[list[str], list[int]]:
     """The images of the file list at ``path``: (absolute paths, int labels), in the list's order.
 
     Relative paths are joined to the list's folder (absolute). Nothing is
@@ -69,7 +70,8 @@ def read_file_list(path: str) -> tuple[list[str], list[int]]:
     return files, labels
 
 
-def format_file_list(path: str, files, labels) -> str:
+def format_file_list(path: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]],
+                     labels: Iterable[int]) -> str:
     """The text of a file list to be written at ``path``, for absolute ``files`` and int ``labels``.
 
     A file under the list's folder is written relative to it; any other file
