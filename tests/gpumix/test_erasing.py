@@ -8,9 +8,10 @@ import torch
 
 import gpumix
 from gpumix import ErasingParams, Mixup, RandomErasing
+from gpumix.datasets import STATS
 from gpumix.kernels.reference import mix_normalize_reference, noise_reference
 
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+MEAN, STD = list(STATS["imagenet"].mean), list(STATS["imagenet"].std)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 
 from gpumix import LastBatch, MixedBatch, Mixup, MixupIterator
+from gpumix.datasets import STATS
 from gpumix.kernels.reference import mix_normalize_reference
 from gpumix.pipelines import cifar_train, imagenet_train, imagenet_val
 
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
+MEAN, STD = list(STATS["imagenet"].mean), list(STATS["imagenet"].std)
 N = 15  # samples in the unique-label file list: label i is sample i
 
 

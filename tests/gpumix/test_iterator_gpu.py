@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from gpumix import Mixup, MixupIterator
+from gpumix.datasets import STATS
 from gpumix.kernels.reference import mix_normalize_reference
 from gpumix.pipelines import imagenet_train
 
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
+MEAN, STD = list(STATS["imagenet"].mean), list(STATS["imagenet"].std)
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or os.environ.get("GPUMIX_TEST_REAL_CUDA") != "1",

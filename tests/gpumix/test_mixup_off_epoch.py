@@ -4,11 +4,11 @@ import torch
 
 import gpumix
 from gpumix import Mixup, MixupIterator
+from gpumix.datasets import STATS
 from gpumix.kernels.reference import mix_normalize_reference
 from gpumix.pipelines import imagenet_train
 
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
+MEAN, STD = list(STATS["imagenet"].mean), list(STATS["imagenet"].std)
 N = 15  # the conftest's unique-label file list: label i is sample i
 
 
