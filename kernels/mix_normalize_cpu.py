@@ -135,41 +135,67 @@ def _erase_row(out, clean, with_clean, b, j, h, height, si, sj, xs, xe, w_in, w_
             continue
         weight = w_in if xs <= lo and lo < xe else w_out
         for c in range(channels):
-            base = (c * height + h) * width  # element index of (c, h, 0) in a sample: the noise's position
-            # one simple loop per step, each over contiguous L1 scratch, so that each vectorizes
-            _source(part_i, si, lo, hi, c, channels, fi, noise, ekeys[b], base, ecolors, b, mean[c], inv_std[c])
-            _source(part_j, sj, lo, hi, c, channels, fj, noise, ekeys[j], base, ecolors, j, mean[c], inv_std[c])
-            for w in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index check, so it vectorizes
-                part_j[w] = arith.erased_mix(part_i[w], part_j[w], weight)
+            base = np.uint32((c * height + h) * width)  # element (c, h, 0) of a sample: the noise's position
+            color_i = ecolors[b, fi - 1, c] if fi else np.float32(0.0)
+            color_j = ecolors[j, fj - 1, c] if fj else np.float32(0.0)
+            # two loops per piece and channel, the blend and the store (short loops' setup and scalar
+            # remainders cost more than their arithmetic), each specialized so that it vectorizes
+            _blend_piece(part_j, fi, fj, noise, si, sj, lo, hi, c, channels, ekeys[b], ekeys[j], base, color_i,
+                         color_j, mean[c], inv_std[c], weight)
             # flat offsets, not views of the outputs: a view per piece costs reference counting
             if nhwc:
                 first, step = np.uint64((b * height + h) * width * channels + c), np.uint64(channels)
             else:
                 first, step = np.uint64(((b * channels + c) * height + h) * width), np.uint64(1)
             _store(out, first, step, part_j, lo, hi, enc)
-            if with_clean and fi:
+            if with_clean and fi:  # the clean output: the sample's own erased values
+                _blend_piece(part_i, fi, fi, noise, si, si, lo, hi, c, channels, ekeys[b], ekeys[b], base, color_i,
+                             color_i, mean[c], inv_std[c], np.float32(1.0))
                 _store(clean, first, step, part_i, lo, hi, enc)
 
 
-@numba.njit(cache=True, inline="always")
-def _source(dst, src, lo, hi, c, channels, found, noise, key, base, colors, owner, mean, inv_std):
-    # One image's normalized-or-erased values of channel c, pixels [lo, hi), into dst[lo:hi]. The loops run
-    # over unsigned indices: numba checks signed ones for negative values, which stops vectorization.
-    if found and noise:
-        for w in range(np.uint64(lo), np.uint64(hi)):
-            dst[w] = arith.gauss_noise(key, np.uint64(base) + w)
-    elif found:
-        color = colors[owner, found - 1, c]
-        for w in range(np.uint64(lo), np.uint64(hi)):
-            dst[w] = color
+@numba.njit(cache=True)
+def _blend_piece(dst, fi, fj, noise, si, sj, lo, hi, c, channels, key_i, key_j, base, color_i, color_j, mean,
+                 inv_std, weight):
+    """dst[w] = the blend of image i's and j's values of channel c at pixels [lo, hi), in normalized units.
+
+    An image's value is its own normalized pixel (``fi``/``fj`` 0), its box
+    color, or (``noise``) the pixel noise of element ``base + w``. One loop
+    per combination, so that each vectorizes; 32-bit unsigned indices (numba
+    checks signed ones for negative values, and 64-bit ones halve the lanes).
+    """
+    u0, u1 = np.uint32(lo), np.uint32(hi)
+    step, first = np.uint32(channels), np.uint32(c)
+    if fi and fj:
+        if noise:
+            for w in range(u0, u1):
+                dst[w] = arith.erased_mix(arith.gauss_noise(key_i, base + w), arith.gauss_noise(key_j, base + w),
+                                          weight)
+        else:
+            for w in range(u0, u1):
+                dst[w] = arith.erased_mix(color_i, color_j, weight)
+    elif fi:
+        if noise:
+            for w in range(u0, u1):
+                dst[w] = arith.erased_mix(arith.gauss_noise(key_i, base + w),
+                                          arith.normalize_value(sj[w * step + first], mean, inv_std), weight)
+        else:
+            for w in range(u0, u1):
+                dst[w] = arith.erased_mix(color_i, arith.normalize_value(sj[w * step + first], mean, inv_std),
+                                          weight)
+    elif noise:
+        for w in range(u0, u1):
+            dst[w] = arith.erased_mix(arith.normalize_value(si[w * step + first], mean, inv_std),
+                                      arith.gauss_noise(key_j, base + w), weight)
     else:
-        for w in range(np.uint64(lo), np.uint64(hi)):
-            dst[w] = arith.normalize_value(src[w * np.uint64(channels) + np.uint64(c)], mean, inv_std)
+        for w in range(u0, u1):
+            dst[w] = arith.erased_mix(arith.normalize_value(si[w * step + first], mean, inv_std), color_j, weight)
 
 
 @numba.njit(cache=True, inline="always")
 def _store(flat, first, step, values, lo, hi, enc):
-    # flat[first + w * step] = values[w] encoded as ``enc``, for pixels [lo, hi) (``flat``: a whole output)
+    # flat[first + w * step] = values[w] encoded as ``enc``, for pixels [lo, hi) (``flat``: a whole output;
+    # unsigned indices, as in ``_blend_piece``)
     if enc == _F32:
         for w in range(np.uint64(lo), np.uint64(hi)):
             flat[first + w * step] = values[w]
