@@ -7,7 +7,7 @@
   ``data`` argument is (a class-folder root, a DALI file list or WebDataset
   shards), checked, with its class count where the data tells it.
 
-It needs neither DALI nor torch; the pipelines, the trainer, the benchmark
+It imports neither DALI nor torch itself; the pipelines, the trainer, the benchmark
 and the tools all take these from here.
 """
 import dataclasses

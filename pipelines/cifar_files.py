@@ -25,7 +25,6 @@ from gpumix.datasets import (
 
 __all__ = ["load_cifar", "detect_cifar_format", "RestrictedUnpickler"]
 
-IMAGE_BYTES = CIFAR_IMAGE_BYTES
 _BINARY = {name: CIFAR_FILES[(name, "binary")] for name in CIFAR_DATASETS}
 _PYTHON = {name: CIFAR_FILES[(name, "python")] for name in CIFAR_DATASETS}
 _SUBFOLDERS = {name: tuple(CIFAR_FOLDERS[(name, fmt)] for fmt in CIFAR_FORMATS) for name in CIFAR_DATASETS}
@@ -91,7 +90,7 @@ def detect_cifar_format(data: str | os.PathLike[str], dataset: str) -> tuple[str
 
 
 def _read_binary(path: str, dataset: str, label: str) -> tuple[np.ndarray, np.ndarray]:
-    record = IMAGE_BYTES + (1 if dataset == "cifar10" else 2)
+    record = CIFAR_IMAGE_BYTES + (1 if dataset == "cifar10" else 2)
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0:
         raise ValueError(f"{path}: the file is empty")
@@ -105,7 +104,7 @@ def _read_binary(path: str, dataset: str, label: str) -> tuple[np.ndarray, np.nd
         raise ValueError(f"{path}: oversized: {len(rows)} records, more than the official file's {limit}; "
                          f"the bytes from offset {limit * record} on are extra")
     labels = rows[:, 0] if dataset == "cifar10" or label == "coarse" else rows[:, 1]
-    return rows[:, record - IMAGE_BYTES:], labels.astype(np.int32)
+    return rows[:, record - CIFAR_IMAGE_BYTES:], labels.astype(np.int32)
 
 
 def _read_python(path: str, dataset: str, label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -121,9 +120,10 @@ def _read_python(path: str, dataset: str, label: str) -> tuple[np.ndarray, np.nd
         found = sorted(record) if isinstance(record, dict) else type(record).__name__
         raise ValueError(f"{path}: expected a dict with b'data' and {key!r}, got {found}")
     data = record[b"data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != CIFAR_IMAGE_BYTES):
         desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(f"{path}: b'data' must be uint8 (N, {IMAGE_BYTES}), got {desc}")
+        raise ValueError(f"{path}: b'data' must be uint8 (N, {CIFAR_IMAGE_BYTES}), got {desc}")
     labels = record[key]
     if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data) or not all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
