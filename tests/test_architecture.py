@@ -13,11 +13,8 @@ def _imports(path):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             yield node.module
+            # `from gpumix import bench` imports gpumix.bench
             yield from (f"{node.module}.{a.name}" for a in node.names)
-            for a in node.names:
-                yield a.name if node.module == "gpumix" else ""  # `from gpumix import bench`
-                if node.module == "gpumix":
-                    yield f"gpumix.{a.name}"
 
 
 def _module(path):
