@@ -15,12 +15,11 @@ applies them in the same pass that normalizes and mixes. Semantics are timm's
   value per channel and box ('rand'), or one N(0, 1) value per pixel and
   channel ('pixel').
 
-The 'pixel' noise is not drawn here: the kernels compute it from a counter-based
-hash of the sample's key and the element's position
-(``gpumix.kernels.arith.gauss_noise``), so the CPU twin and the CUDA kernel
-produce the same bits, and it is an Irwin-Hall sum of 12 5-bit uniforms
-(range +-5.8, mean 0, variance 1 - 2**-10, in steps of 1/32), a standard
-approximation of N(0, 1).
+The 'pixel' noise is not drawn here: the kernels read it from a fixed table
+of N(0, 1) quantiles (``gpumix.kernels.noise``), each image row a run of
+consecutive values from a start hashed from the sample's key and the row
+(``gpumix.kernels.arith.noise_row``), so the CPU twin and the CUDA kernel
+produce the same bits.
 """
 import math
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ class ErasingParams:
     - boxes: int32 ``(B, M, 4)`` half-open ``(y0, x0, y1, x1)``; an empty box erases nothing.
     - colors: float32 ``(B, M, C)`` normalized values of each box ('const': zeros, 'rand': N(0, 1)).
     - noise: True for 'pixel' mode: inside a box each element takes
-      ``gauss_noise(keys[b], position)`` instead of its box color.
+      its pixel noise (``gpumix.kernels.noise``) instead of its box color.
     - keys: uint32 ``(B,)`` as int64, the per-sample keys of the pixel noise.
     All on the CPU; the operator copies them to the batch's device.
     """

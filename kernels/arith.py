@@ -24,7 +24,10 @@ __all__ = [
     "encode_row",
     "soft_target",
     "hash32",
-    "gauss_noise",
+    "NOISE_BITS",
+    "NOISE_SIZE",
+    "noise_row",
+    "noise_index",
     "erased_mix",
 ]
 
@@ -172,34 +175,31 @@ def hash32(x):
     return _u32(x ^ _u32(x >> np.uint32(16)))
 
 
-# Irwin-Hall: the sum of 12 uniforms on 0..31 has mean 12 * 15.5 = 186 and a standard deviation of
-# sqrt(32**2 - 1), so (sum - 186) / 32 is N(0, 1) to a good approximation (range +-5.8, variance
-# 1 - 2**-10); dividing by 32 is exact, so the noise is the same bits wherever it is computed (also where
-# a compiler fuses the scaling into a multiply-add).
-_NOISE_MEAN = 186
-# The 5-bit fields 0, 2 and 4 of a 32-bit word, each in its own 10-bit lane: sums of up to 32 fields fit.
-_FIELDS = 0x1F07C1F
+# The pixel noise is read from a table of N(0, 1) values (gpumix.kernels.noise builds it): 2**16 float32
+# values, 256 KiB, so it stays in a CPU core's L2 cache and a GPU's L2.
+NOISE_BITS = 16
+NOISE_SIZE = 1 << NOISE_BITS
 
 
 @numba.njit
-def gauss_noise(key, position):
-    """Approximately N(0, 1) float32 noise of element ``position`` (< 2**31) under the uint32 ``key``.
+def noise_row(key, h):
+    """Where the pixel noise of image row ``h`` starts in the noise table, under the sample's uint32 ``key``.
 
-    Counter-based: two hashes of ``(2 * position + t) ^ key`` give twelve
-    5-bit uniforms (six per hash, summed in 10-bit lanes), whose Irwin-Hall
-    sum is standardized exactly, so the CPU twin, the CUDA kernel and the
-    reference produce identical bits.
+    Counter-based: a hash of the key and the row (spread by the golden
+    ratio), in ``[0, NOISE_SIZE)``. The row's noise is a run of consecutive
+    table values in channels_last order: element ``(c, h, w)`` of a C-channel
+    sample takes table value ``noise_index(key, h, w * C + c)``, so a CPU
+    loop over a channels_last row reads the run contiguously (and an NCHW
+    plane reads it with a stride of C).
     """
-    base = _u32(np.uint32(position) * np.uint32(2))
-    k = np.uint32(key)
-    r0 = hash32(_u32(base ^ k))
-    r1 = hash32(_u32(_u32(base + np.uint32(1)) ^ k))
-    f = np.uint32(_FIELDS)
-    lanes = _u32(_u32(_u32(r0 & f) + _u32(_u32(r0 >> np.uint32(5)) & f))
-                 + _u32(_u32(r1 & f) + _u32(_u32(r1 >> np.uint32(5)) & f)))
-    total = _u32(_u32(_u32(lanes & np.uint32(0x3FF)) + _u32(_u32(lanes >> np.uint32(10)) & np.uint32(0x3FF)))
-                 + _u32(lanes >> np.uint32(20)))
-    return np.float32(np.int32(np.int32(total) - np.int32(_NOISE_MEAN))) * np.float32(1.0 / 32.0)
+    start = hash32(_u32(np.uint32(key) ^ _u32(np.uint32(h) * np.uint32(0x9E3779B9))))
+    return _u32(start & np.uint32(NOISE_SIZE - 1))
+
+
+@numba.njit
+def noise_index(key, h, k):
+    """The noise table's index of value ``k`` (``w * C + c``) of image row ``h`` under ``key``."""
+    return _u32(_u32(noise_row(key, h) + np.uint32(k)) & np.uint32(NOISE_SIZE - 1))
 
 
 @numba.njit

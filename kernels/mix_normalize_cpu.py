@@ -2,26 +2,64 @@
 
 A single ``numba.njit(parallel=True)`` pass: threads split the ``B*H`` image
 rows in chunks, and each row reads ``x_i`` and its partner ``x_j`` once and
-writes every output value once (with random erasing, a row that a box
-crosses then has its erased pieces written again, ``_erase_row``). The loops are specialized so that each one
-vectorizes: float32 NCHW with 3 channels reads the interleaved pixels and
-writes the three planes in one loop, float32 channels_last and 1 channel walk
-the row's values contiguously, both straight into the output. fp16/bf16 rows
-are mixed into an L1-resident float32 scratch row the same way, then rounded
-in one contiguous pass (the rounding vectorizes there, not in the mixing
-loop). The per-element arithmetic is ``gpumix.kernels.arith``, the same
-functions the CUDA kernel calls.
+writes every output value once. The per-element arithmetic is
+``gpumix.kernels.arith``, the same functions the CUDA kernel calls.
+
+How a row is written, so that every loop vectorizes:
+
+- A row is cut into pieces at the CutMix box's edges and at the edges of the
+  erasing boxes of both images that cross it; within a piece the weight is
+  fixed and each image is either its own pixels or erased by one box. Each
+  piece is one loop, specialized for what it blends (pixels and pixels,
+  erased and pixels, pixels and erased, erased and erased); an erased image's
+  values are ``color + table[start + w]``, a box color plus zeros, or zero
+  plus the noise table's run (``gpumix.kernels.noise``), so one loop serves
+  both. Pieces are written left to right and each loop runs a whole number of
+  vector iterations (``_VECTOR``) past its piece, within the row: the next
+  piece overwrites the overshoot, and no short piece pays for a scalar
+  remainder loop.
+- NCHW outputs (and 1 channel): the row's interleaved bytes are first split
+  into one contiguous byte plane per channel, then each channel's pieces are
+  plain contiguous loops. This is faster than reading the interleaved bytes
+  in the mixing loop.
+- channels_last, 3 channels: a row no erasing box crosses is one loop over
+  its interleaved values (``_contiguous``); a crossed row's pieces read and
+  write the three channels of a pixel in one loop. Other channel counts in
+  channels_last go through the planes and are interleaved at the end.
+- float32 goes straight into the output; fp16/bf16 rows are written into an
+  L1-resident float32 scratch row, then rounded in one contiguous pass.
 """
+import functools
+
 import numba
 import numpy as np
 
 from gpumix.kernels import arith
+from gpumix.kernels import noise as noise_table
 
 __all__ = ["mix_normalize_cpu", "launch"]
 
 _F32 = arith.ENC_F32
 _F16 = arith.ENC_F16
+_U32 = np.uint32
+_U64 = np.uint64
+# unsigned constants for index arithmetic: numba types uint64 + int64 as float64
+_1, _2, _3 = np.uint64(1), np.uint64(2), np.uint64(3)
+_3W = np.uint32(3)
+# LLVM vectorizes the 3-channel loops 8 pixels at a time (AVX2, read off their machine code): a loop over a
+# whole number of 8 pixels has no scalar remainder, which costs more than the vector body on a short piece.
+_VECTOR = 8
+# Columns of the pieces table: [lo, hi) pixels, 1 + the box that erases image i there (0: none), the same for j.
+_LO, _HI, _FI, _FJ = 0, 1, 2, 3
 
+
+@numba.njit(cache=True, inline="always")
+def _end(lo, hi, width):
+    # Where the loop of piece [lo, hi) stops: a whole number of vector iterations past lo, within the row.
+    return min(lo + (hi - lo + _VECTOR - 1) // _VECTOR * _VECTOR, width)
+
+
+# ---- rows no erasing box crosses: one loop per row (or per row and plane) -----------------------------------
 
 @numba.njit(cache=True)
 def _planes3(d0, d1, d2, si, sj, xs, xe, w_in, w_out, m0, m1, m2, s0, s1, s2):
@@ -34,7 +72,7 @@ def _planes3(d0, d1, d2, si, sj, xs, xe, w_in, w_out, m0, m1, m2, s0, s1, s2):
 
 
 @numba.njit(cache=True)
-def _contiguous(d, si, sj, ks, ke, w_in, w_out, mean_k, inv_k):
+def _contiguous_row(d, si, sj, ks, ke, w_in, w_out, mean_k, inv_k):
     # float32 channels_last or 1 channel: output value k is input byte k of the row.
     for k in range(d.size):
         wt = w_in if (ks <= k) & (k < ke) else w_out
@@ -42,7 +80,7 @@ def _contiguous(d, si, sj, ks, ke, w_in, w_out, mean_k, inv_k):
 
 
 @numba.njit(cache=True)
-def _encode(dst, src, enc):
+def _encode_row(dst, src, enc):
     # float32 values to fp16/bf16 bits, contiguous in and out, so the conversion vectorizes.
     if enc == arith.ENC_F16:
         for k in range(src.size):
@@ -52,36 +90,137 @@ def _encode(dst, src, enc):
             dst[k] = arith.f32_to_bf16_bits(src[k])
 
 
-@numba.njit(cache=True)
-def _row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch):
-    """Image row h of sample b into ``dst``: float32 straight into it, 16-bit types through ``scratch``."""
+@numba.njit(cache=True, inline="always")
+def _plain_row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch):
+    """Row h of sample b when no erasing box crosses it: float32 straight into ``dst``, 16-bit through ``scratch``."""
     channels = mean.size
     width = si.size // channels
     contiguous = nhwc or channels == 1
     if enc == _F32:
         if contiguous:
             row = dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h]
-            _contiguous(row, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
+            _contiguous_row(row, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
         else:
             _planes3(dst[b, 0, h], dst[b, 1, h], dst[b, 2, h], si, sj, xs, xe, w_in, w_out, mean[0], mean[1],
                      mean[2], inv_std[0], inv_std[1], inv_std[2])
         return
     # 16-bit: the same float32 row in the L1-resident scratch, then one contiguous conversion pass
     if contiguous:
-        _contiguous(scratch, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
-        _encode(dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h], scratch, enc)
+        _contiguous_row(scratch, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
+        _encode_row(dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h], scratch, enc)
     else:
         _planes3(scratch[:width], scratch[width:2 * width], scratch[2 * width:], si, sj, xs, xe, w_in, w_out,
                  mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2])
         for c in range(3):
-            _encode(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
+            _encode_row(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
 
 
-# The CUDA kernel has its own copy of this test (mix_normalize_cuda._erased_box): numba's simulator passes
-# only scalars to njit functions, so one shared function could not take the boxes there.
+# ---- the loops of a crossed row's pieces (s, e: the loop's range; d[do + ...]: the destination, flat) -----------
+# An erased image's value of channel c at pixel w is ``color + t[o + w * C + c]``: its box color plus zeros, or
+# zero plus its run of the noise table (``_table``).
+
+@numba.njit(cache=True)
+def _contiguous(d, do, si, sj, s, e, wt, mean_k, inv_k):
+    # Interleaved values [s, e) (channels_last order, value k is input byte k): both images' own pixels.
+    for k in range(_U32(s), _U32(e)):
+        d[do + k] = arith.mix_value(si[k], sj[k], wt, mean_k[k], inv_k[k])
+
+
+@numba.njit(cache=True)
+def _erased_i_k(d, do, t, oi, ck, co, sj, s, e, wt, mean_k, inv_k):
+    # Interleaved values [s, e): image i erased (ck[co + k] + t[oi + k]), its partner's own pixels.
+    for k in range(_U32(s), _U32(e)):
+        d[do + k] = arith.erased_mix(ck[co + k] + t[oi + k], arith.normalize_value(sj[k], mean_k[k], inv_k[k]), wt)
+
+
+@numba.njit(cache=True)
+def _erased_j_k(d, do, si, t, oj, ck, co, s, e, wt, mean_k, inv_k):
+    for k in range(_U32(s), _U32(e)):
+        d[do + k] = arith.erased_mix(arith.normalize_value(si[k], mean_k[k], inv_k[k]), ck[co + k] + t[oj + k], wt)
+
+
+@numba.njit(cache=True)
+def _erased_ij_k(d, do, t, oi, ck, ci, oj, cj, s, e, wt):
+    for k in range(_U32(s), _U32(e)):
+        d[do + k] = arith.erased_mix(ck[ci + k] + t[oi + k], ck[cj + k] + t[oj + k], wt)
+
+
+@numba.njit(cache=True)
+def _fill_k(d, do, t, oi, ck, co, s, e):
+    # The clean output where its image is erased: the erased values themselves.
+    for k in range(_U32(s), _U32(e)):
+        d[do + k] = ck[co + k] + t[oi + k]
+
+
+@numba.njit(cache=True)
+def _mix3(d, do, plane, si, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
+    # NCHW, 3 channels: pixels [s, e) of the three planes (d[do + c * plane + w]) from the interleaved bytes.
+    p1 = do + _U64(plane)
+    p2 = p1 + _U64(plane)
+    for w in range(_U32(s), _U32(e)):
+        d[do + w] = arith.mix_value(si[_3W * w], sj[_3W * w], wt, m0, v0)
+        d[p1 + w] = arith.mix_value(si[_3W * w + _1], sj[_3W * w + _1], wt, m1, v1)
+        d[p2 + w] = arith.mix_value(si[_3W * w + _2], sj[_3W * w + _2], wt, m2, v2)
+
+
+@numba.njit(cache=True)
+def _erased_i3(d, do, plane, t, oi, c0, c1, c2, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
+    p1 = do + _U64(plane)
+    p2 = p1 + _U64(plane)
+    for w in range(_U32(s), _U32(e)):
+        d[do + w] = arith.erased_mix(c0 + t[oi + _3W * w], arith.normalize_value(sj[_3W * w], m0, v0), wt)
+        d[p1 + w] = arith.erased_mix(c1 + t[oi + _3W * w + _1], arith.normalize_value(sj[_3W * w + _1], m1, v1), wt)
+        d[p2 + w] = arith.erased_mix(c2 + t[oi + _3W * w + _2], arith.normalize_value(sj[_3W * w + _2], m2, v2), wt)
+
+
+@numba.njit(cache=True)
+def _erased_j3(d, do, plane, si, t, oj, c0, c1, c2, s, e, wt, m0, m1, m2, v0, v1, v2):
+    p1 = do + _U64(plane)
+    p2 = p1 + _U64(plane)
+    for w in range(_U32(s), _U32(e)):
+        d[do + w] = arith.erased_mix(arith.normalize_value(si[_3W * w], m0, v0), c0 + t[oj + _3W * w], wt)
+        d[p1 + w] = arith.erased_mix(arith.normalize_value(si[_3W * w + _1], m1, v1), c1 + t[oj + _3W * w + _1], wt)
+        d[p2 + w] = arith.erased_mix(arith.normalize_value(si[_3W * w + _2], m2, v2), c2 + t[oj + _3W * w + _2], wt)
+
+
+@numba.njit(cache=True)
+def _erased_ij3(d, do, plane, t, oi, a0, a1, a2, oj, b0, b1, b2, s, e, wt):
+    p1 = do + _U64(plane)
+    p2 = p1 + _U64(plane)
+    for w in range(_U32(s), _U32(e)):
+        d[do + w] = arith.erased_mix(a0 + t[oi + _3W * w], b0 + t[oj + _3W * w], wt)
+        d[p1 + w] = arith.erased_mix(a1 + t[oi + _3W * w + _1], b1 + t[oj + _3W * w + _1], wt)
+        d[p2 + w] = arith.erased_mix(a2 + t[oi + _3W * w + _2], b2 + t[oj + _3W * w + _2], wt)
+
+
+@numba.njit(cache=True)
+def _fill3(d, do, plane, t, oi, c0, c1, c2, s, e):
+    p1 = do + _U64(plane)
+    p2 = p1 + _U64(plane)
+    for w in range(_U32(s), _U32(e)):
+        d[do + w] = c0 + t[oi + _3W * w]
+        d[p1 + w] = c1 + t[oi + _3W * w + _1]
+        d[p2 + w] = c2 + t[oi + _3W * w + _2]
+
+
+@numba.njit(cache=True)
+def _encode(dst, do, src, so, n, enc):
+    # n float32 values src[so...] to fp16/bf16 bits at dst[do...], contiguous in and out, so it vectorizes.
+    if enc == _F16:
+        for k in range(_U32(0), _U32(n)):
+            dst[do + k] = arith.f32_to_f16_bits(src[so + k])
+    else:
+        for k in range(_U32(0), _U32(n)):
+            dst[do + k] = arith.f32_to_bf16_bits(src[so + k])
+
+
+# ---- rows an erasing box crosses ------------------------------------------------------------------------------
+
 @numba.njit(cache=True, inline="always")
 def _box_at(eboxes, b, h, w):
-    # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0
+    # 1 + the last of sample b's erasing boxes that holds pixel (h, w) (a later box covers an earlier one), or 0.
+    # The CUDA kernel has its own copy (mix_normalize_cuda._erased_box): numba's simulator passes only scalars
+    # to njit functions, so one shared function could not take the boxes there.
     found = 0
     for k in range(eboxes.shape[1]):
         if eboxes[b, k, 0] <= h and h < eboxes[b, k, 2] and eboxes[b, k, 1] <= w and w < eboxes[b, k, 3]:
@@ -90,133 +229,164 @@ def _box_at(eboxes, b, h, w):
 
 
 @numba.njit(cache=True, inline="always")
-def _erase_row(out, clean, with_clean, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, eboxes,
-               ecolors, ekeys, noise, enc, nhwc, cuts, part_i, part_j):
-    """Redo row h's elements that sample b's or its partner j's erasing boxes cover, in normalized units.
+def _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes):
+    """Fill ``pieces`` with row h's pieces, left to right; return how many.
 
-    The row is cut at every box edge (and the CutMix box's), so that within
-    each piece both images are erased by one fixed box or not at all and the
-    weight is fixed; only pieces where one of them is erased are redone.
-    ``cuts``: int64 scratch of at least 4 * M + 4, ``part_i``/``part_j``:
-    float32 scratch of at least W (one each per chunk of rows: no allocation
-    per row). ``out``/``clean``: the outputs as flat arrays (NCHW, or NHWC if ``nhwc``).
+    Cut at the CutMix box's edges ``xs``/``xe`` and at the edges of every
+    erasing box of sample b or its partner j that crosses the row (0 and
+    ``width`` bound the row). ``pieces``: int64 (4 * M + 3, 4), ``cuts``: int64 (4 * M + 4,).
     """
-    channels = mean.size
-    width = si.size // channels
-    m = eboxes.shape[1]
-    n = 0
+    cuts[0] = 0
+    n = 1
+    if xs < xe:
+        cuts[1] = xs
+        cuts[2] = xe
+        n = 3
     for owner in (b, j):
-        for k in range(m):
+        for k in range(eboxes.shape[1]):
             if eboxes[owner, k, 0] <= h and h < eboxes[owner, k, 2] and eboxes[owner, k, 1] < eboxes[owner, k, 3]:
                 cuts[n] = eboxes[owner, k, 1]
                 cuts[n + 1] = eboxes[owner, k, 3]
                 n += 2
-    if n == 0:
-        return
-    cuts[n] = xs
-    cuts[n + 1] = xe
-    cuts[n + 2] = 0
-    cuts[n + 3] = width
-    n += 4
-    for a in range(1, n):  # insertion sort: a handful of edges
+    cuts[n] = width
+    n += 1
+    for a in range(2, n - 1):  # insertion sort of the inner edges: a handful
         v = cuts[a]
         k = a - 1
-        while k >= 0 and cuts[k] > v:
+        while k >= 1 and cuts[k] > v:
             cuts[k + 1] = cuts[k]
             k -= 1
         cuts[k + 1] = v
-    for piece in range(n - 1):
-        lo, hi = cuts[piece], min(cuts[piece + 1], width)
-        if lo >= hi:
-            continue
-        fi = _box_at(eboxes, b, h, lo)
-        fj = _box_at(eboxes, j, h, lo)
-        if fi == 0 and fj == 0:
-            continue
-        weight = w_in if xs <= lo and lo < xe else w_out
-        for c in range(channels):
-            base = np.uint32((c * height + h) * width)  # element (c, h, 0) of a sample: the noise's position
-            color_i = ecolors[b, fi - 1, c] if fi else np.float32(0.0)
-            color_j = ecolors[j, fj - 1, c] if fj else np.float32(0.0)
-            # two loops per piece and channel, the blend and the store (short loops' setup and scalar
-            # remainders cost more than their arithmetic), each specialized so that it vectorizes
-            _blend_piece(part_j, fi, fj, noise, si, sj, lo, hi, c, channels, ekeys[b], ekeys[j], base, color_i,
-                         color_j, mean[c], inv_std[c], weight)
-            # flat offsets, not views of the outputs: a view per piece costs reference counting
-            if nhwc:
-                first, step = np.uint64((b * height + h) * width * channels + c), np.uint64(channels)
-            else:
-                first, step = np.uint64(((b * channels + c) * height + h) * width), np.uint64(1)
-            _store(out, first, step, part_j, lo, hi, enc)
-            if with_clean and fi:  # the clean output: the sample's own erased values
-                _blend_piece(part_i, fi, fi, noise, si, si, lo, hi, c, channels, ekeys[b], ekeys[b], base, color_i,
-                             color_i, mean[c], inv_std[c], np.float32(1.0))
-                _store(clean, first, step, part_i, lo, hi, enc)
-
-
-@numba.njit(cache=True)
-def _blend_piece(dst, fi, fj, noise, si, sj, lo, hi, c, channels, key_i, key_j, base, color_i, color_j, mean,
-                 inv_std, weight):
-    """dst[w] = the blend of image i's and j's values of channel c at pixels [lo, hi), in normalized units.
-
-    An image's value is its own normalized pixel (``fi``/``fj`` 0), its box
-    color, or (``noise``) the pixel noise of element ``base + w``. One loop
-    per combination, so that each vectorizes; 32-bit unsigned indices (numba
-    checks signed ones for negative values, and 64-bit ones halve the lanes).
-    """
-    u0, u1 = np.uint32(lo), np.uint32(hi)
-    step, first = np.uint32(channels), np.uint32(c)
-    if fi and fj:
-        if noise:
-            for w in range(u0, u1):
-                dst[w] = arith.erased_mix(arith.gauss_noise(key_i, base + w), arith.gauss_noise(key_j, base + w),
-                                          weight)
-        else:
-            for w in range(u0, u1):
-                dst[w] = arith.erased_mix(color_i, color_j, weight)
-    elif fi:
-        if noise:
-            for w in range(u0, u1):
-                dst[w] = arith.erased_mix(arith.gauss_noise(key_i, base + w),
-                                          arith.normalize_value(sj[w * step + first], mean, inv_std), weight)
-        else:
-            for w in range(u0, u1):
-                dst[w] = arith.erased_mix(color_i, arith.normalize_value(sj[w * step + first], mean, inv_std),
-                                          weight)
-    elif noise:
-        for w in range(u0, u1):
-            dst[w] = arith.erased_mix(arith.normalize_value(si[w * step + first], mean, inv_std),
-                                      arith.gauss_noise(key_j, base + w), weight)
-    else:
-        for w in range(u0, u1):
-            dst[w] = arith.erased_mix(arith.normalize_value(si[w * step + first], mean, inv_std), color_j, weight)
+    count = 0
+    for a in range(n - 1):
+        lo, hi = cuts[a], cuts[a + 1]
+        if lo < hi:
+            pieces[count, _LO] = lo
+            pieces[count, _HI] = hi
+            pieces[count, _FI] = _box_at(eboxes, b, h, lo)
+            pieces[count, _FJ] = _box_at(eboxes, j, h, lo)
+            count += 1
+    return count
 
 
 @numba.njit(cache=True, inline="always")
-def _store(flat, first, step, values, lo, hi, enc):
-    # flat[first + w * step] = values[w] encoded as ``enc``, for pixels [lo, hi) (``flat``: a whole output;
-    # unsigned indices, as in ``_blend_piece``)
-    if enc == _F32:
-        for w in range(np.uint64(lo), np.uint64(hi)):
-            flat[first + w * step] = values[w]
-    elif enc == _F16:
-        for w in range(np.uint64(lo), np.uint64(hi)):
-            flat[first + w * step] = arith.f32_to_f16_bits(values[w])
+def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k,
+            inv_k, clean, ecolors, colors_k, ekeys, noise, table):
+    """Row h's pieces, left to right, each one loop.
+
+    ``planes`` (3 channels, NCHW): pixel w's channel c at ``d[do + c * plane
+    + w]``, one loop over a piece's pixels and channels; else (channels_last,
+    or 1 channel) value k of the row at ``d[do + k]``. ``clean``: sample b's
+    own erased, unmixed values (weight 1, the partner ignored).
+    """
+    channels = mean.size
+    width = si.size // channels
+    span = si.size
+    m = ecolors.shape[1]
+    zero_run = _U32(arith.NOISE_SIZE + span)  # the table's zeros
+    zero_colors = _U64(colors_k.size - span)  # colors_k's last row: zeros
+    # each image's run of the table: its noise, or zeros under box colors
+    oi = oj = zero_run
+    if noise:
+        oi = arith.noise_row(ekeys[b], h)
+        oj = arith.noise_row(ekeys[j], h)
+    for p in range(count):
+        lo, hi, fi, fj = pieces[p, _LO], pieces[p, _HI], pieces[p, _FI], pieces[p, _FJ]
+        e = _end(lo, hi, width)
+        if clean:
+            fj = 0
+            sj = si
+        # the piece's box colors, per channel (planes) or as a channels_last row of colors_k
+        a0 = a1 = a2 = b0 = b1 = b2 = np.float32(0.0)
+        ci = cj = zero_colors
+        if fi and not noise:
+            if colors_k.size > span:
+                ci = _U64(((b * m + fi - 1) * span))
+            if planes:
+                a0, a1, a2 = ecolors[b, fi - 1, 0], ecolors[b, fi - 1, 1], ecolors[b, fi - 1, 2]
+        if fj and not noise:
+            if colors_k.size > span:
+                cj = _U64(((j * m + fj - 1) * span))
+            if planes:
+                b0, b1, b2 = ecolors[j, fj - 1, 0], ecolors[j, fj - 1, 1], ecolors[j, fj - 1, 2]
+        if clean and fi:
+            if planes:
+                _fill3(d, do, plane, table, oi, a0, a1, a2, lo, e)
+            else:
+                _fill_k(d, do, table, oi, colors_k, ci, channels * lo, channels * e)
+            continue
+        wt = np.float32(1.0) if clean else (w_in if xs <= lo and lo < xe else w_out)
+        if planes:
+            if fi == 0 and fj == 0:
+                _mix3(d, do, plane, si, sj, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2])
+            elif fj == 0:
+                _erased_i3(d, do, plane, table, oi, a0, a1, a2, sj, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0],
+                           inv_std[1], inv_std[2])
+            elif fi == 0:
+                _erased_j3(d, do, plane, si, table, oj, b0, b1, b2, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0],
+                           inv_std[1], inv_std[2])
+            else:
+                _erased_ij3(d, do, plane, table, oi, a0, a1, a2, oj, b0, b1, b2, lo, e, wt)
+        else:
+            s, e = channels * lo, channels * e
+            if fi == 0 and fj == 0:
+                _contiguous(d, do, si, sj, s, e, wt, mean_k, inv_k)
+            elif fj == 0:
+                _erased_i_k(d, do, table, oi, colors_k, ci, sj, s, e, wt, mean_k, inv_k)
+            elif fi == 0:
+                _erased_j_k(d, do, si, table, oj, colors_k, cj, s, e, wt, mean_k, inv_k)
+            else:
+                _erased_ij_k(d, do, table, oi, colors_k, ci, oj, cj, s, e, wt)
+
+
+@numba.njit(cache=True, inline="always")
+def _row(dst, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, clean,
+         eboxes, ecolors, colors_k, ekeys, noise, table, work):
+    """Row h of sample b (partner j), which an erasing box of b or j crosses, into ``dst``.
+
+    ``dst``: the flat (B,C,H,W) output (or (B,H,W,C) if ``nhwc``). ``clean``:
+    the sample's own erased, unmixed row instead. ``work``: the chunk's
+    scratch (pieces, cuts, float row).
+    """
+    pieces, cuts, scratch = work
+    channels = mean.size
+    width = si.size // channels
+    span = si.size
+    f32 = enc == _F32
+    count = _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes)
+    planes = channels == 3 and not nhwc
+    if f32:  # straight into the output
+        if planes:
+            first = _U64(b * 3 * height * width + h * width)
+        else:
+            first = _U64((b * height + h) * span)
+        _pieces(dst, first, height * width, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean,
+                inv_std, mean_k, inv_k, clean, ecolors, colors_k, ekeys, noise, table)
+        return
+    _pieces(scratch, _U64(0), width, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std,
+            mean_k, inv_k, clean, ecolors, colors_k, ekeys, noise, table)
+    if planes:
+        for c in range(3):
+            _encode(dst, _U64(((b * 3 + c) * height + h) * width), scratch, _U32(c * width), width, enc)
     else:
-        for w in range(np.uint64(lo), np.uint64(hi)):
-            flat[first + w * step] = arith.f32_to_bf16_bits(values[w])
+        _encode(dst, _U64((b * height + h) * span), scratch, _U32(0), span, enc)
 
 
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, ekeys, noise, erows):
-    """batch (B,H,W,C) uint8; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all contiguous.
+                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, colors_k, ekeys, noise, erows,
+                      table):
+    """batch (B,H,W,C) uint8, C 1 or 3; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all
+    contiguous.
 
     eboxes (B,M,4) int32, ecolors (B,M,C) float32, ekeys (B,) int64: random
-    erasing (M = 0: none), by box color or, with ``noise``, by the pixel noise;
-    erows (B,2) int64: the rows [first, last) each sample's boxes span, so
-    rows without erasing skip it at the cost of two compares. Erased
-    elements are redone after the row's fast pass (``_erase_row``).
+    erasing (M = 0: none), by box color or, with ``noise``, by the pixel
+    noise. table: ``_table(W * C)``, the noise table padded by W * C of its
+    values, then W * C zeros (box colors are ``color + 0``). colors_k: flat
+    float32, the box colors as channels_last rows (``(B*M + 1, W*C)``, the last
+    row zeros), or only that zero row where the channels_last loops need no
+    box colors. erows (B,2) int64: the rows [first, last) each sample's boxes
+    span, so rows without erasing skip the box tests.
     """
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
@@ -229,31 +399,59 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
         inv_k[k] = inv_std[k % channels]
     rows = n_batch * height
     chunks = min(rows, chunks)
-    flat_out, flat_clean = out.reshape(out.size), clean.reshape(clean.size)  # for _erase_row's stores
+    flat_out, flat_clean = out.reshape(out.size), clean.reshape(clean.size)
     for chunk in numba.prange(chunks):
-        scratch = np.empty(span, np.float32)  # one per chunk of rows, not per row
-        cuts = np.empty(4 * eboxes.shape[1] + 4, np.int64)
-        part_i = np.empty(width, np.float32)
-        part_j = np.empty(width, np.float32)
+        # one set of scratch per chunk of rows, not per row
+        work = (np.empty((4 * eboxes.shape[1] + 3, 4), np.int64), np.empty(4 * eboxes.shape[1] + 4, np.int64),
+                np.empty(span, np.float32))
         for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
             b = row // height
             h = row - b * height
+            j = index[b]
             xs, xe, w_in, w_out = arith.row_weights(lam[b], boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], h)
             src_i = pixels[b, h]
-            src_j = pixels[index[b], h]
-            _row(out, b, h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
-            if with_clean:  # the clean row is the sample's own pixels, weight 1 everywhere
-                one = np.float32(1.0)
-                _row(clean, b, h, src_i, src_i, 0, 0, one, one, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch)
-            j = index[b]
-            if (erows[b, 0] <= h and h < erows[b, 1]) or (erows[j, 0] <= h and h < erows[j, 1]):
-                _erase_row(flat_out, flat_clean, with_clean, b, j, h, height, src_i, src_j, xs, xe, w_in, w_out, mean,
-                           inv_std, eboxes, ecolors, ekeys, noise, enc, nhwc, cuts, part_i, part_j)
+            src_j = pixels[j, h]
+            crossed_i = erows[b, 0] <= h and h < erows[b, 1]
+            crossed = crossed_i or (erows[j, 0] <= h and h < erows[j, 1])
+            one = np.float32(1.0)
+            if crossed:
+                _row(flat_out, b, j, h, height, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k,
+                     enc, nhwc, False, eboxes, ecolors, colors_k, ekeys, noise, table, work)
+            else:
+                _plain_row(out, b, h, src_i, src_j, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc,
+                           work[2])
+            if with_clean:  # the clean row: the sample's own pixels, erased by its own boxes only
+                if crossed_i:
+                    _row(flat_clean, b, b, h, height, src_i, src_i, xs, xs, one, one, mean, inv_std, mean_k, inv_k,
+                         enc, nhwc, True, eboxes, ecolors, colors_k, ekeys, noise, table, work)
+                else:
+                    _plain_row(clean, b, h, src_i, src_i, 0, 0, one, one, mean, inv_std, mean_k, inv_k, enc, nhwc,
+                               work[2])
     for b in numba.prange(n_batch):
         yi = labels[b]
         yj = labels[index[b]]
         for k in range(num_classes):
             targets[b, k] = arith.soft_target(k, yi, yj, lam[b], eps, num_classes)
+
+
+@functools.lru_cache(maxsize=8)
+def _table(span):
+    # The erased values' table for rows of `span` values: the noise table, its first `span` values again (a
+    # row's run of noise starting anywhere is one contiguous slice), then `span` zeros, the "run" under a box color.
+    table = np.concatenate([noise_table.padded_table(span), np.zeros(span, np.float32)])
+    table.flags.writeable = False
+    return table
+
+
+def _colors_k(colors, noise, channels_last_loops, width):
+    # The box colors as channels_last rows for the channels_last loops (B*M rows, then a zero row), or only
+    # the zero row where those loops need none (pixel noise, or the 3-channel NCHW loops, which take them as
+    # scalars): a flat float32 array.
+    n, m, channels = colors.shape
+    zero = np.zeros(width * channels, np.float32)
+    if noise or not channels_last_loops or m == 0:
+        return zero
+    return np.concatenate([np.tile(colors, (1, 1, width)).reshape(-1), zero])
 
 
 def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targets, clean=None, erasing=None):
@@ -277,7 +475,7 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     arrays += [np.asarray(mean, dtype=np.float32), np.asarray(inv_std, dtype=np.float32)]
     outputs = [kernel_layout(out), targets.numpy(), kernel_layout(clean if with_clean else out)]
     # 8 chunks of rows per thread: even shares when rows take unequal time (CutMix rows)
-    n, _, _, channels = batch.shape
+    n, _, width, channels = batch.shape
     if erasing is None:
         erase = (np.zeros((n, 0, 4), np.int32), np.zeros((n, 0, channels), np.float32), np.zeros(n, np.int64), False)
     else:
@@ -288,6 +486,6 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     if present.any():
         erows[:, 0] = np.where(present, boxes_e[..., 0], np.iinfo(np.int32).max).min(axis=1)
         erows[:, 1] = np.where(present, boxes_e[..., 2], 0).max(axis=1)
-    erase = erase + (erows,)
+    colors_k = _colors_k(erase[1], erase[3], nhwc or channels != 3, width)
     mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
-                      *erase)
+                      erase[0], erase[1], colors_k, erase[2], erase[3], erows, _table(width * channels))

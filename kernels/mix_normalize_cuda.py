@@ -40,6 +40,7 @@ from numba import config as numba_config
 from numba import cuda
 
 from gpumix.kernels import arith, ptx
+from gpumix.kernels import noise as noise_table
 
 __all__ = ["Variant", "DTYPES", "PIXELS", "BLOCK", "kernel", "variants", "select", "signature", "grid", "launch"]
 
@@ -68,7 +69,7 @@ class Variant:
     hardware_cvt: ``cvt.rn`` for fp16/bf16 (sm_80+), else software rounding;
     index64: 64-bit offsets for outputs of 2**31 elements or more; erase:
     None, 'color' (random erasing with a color per box) or 'pixel' (with
-    the counter-based noise), applied before mixing.
+    the pixel noise of ``gpumix.kernels.noise``), applied before mixing.
     """
 
     dtype: str = "float32"
@@ -174,28 +175,28 @@ def _erased_box(eboxes, b, h, w):
 
 
 @cuda.jit(device=True)
-def _erased_value(found, ecolors, ekeys, b, c, position, noise):
-    # What erasing puts at element `position` (c * H * W + pixel) of sample b, in normalized units.
+def _erased_value(found, ecolors, ekeys, ntab, b, c, h, k, noise):
+    # What erasing puts at channel c of sample b's row h, value k (w * C + c) of the row, in normalized units.
     if noise:
-        return arith.gauss_noise(ekeys[b], position)
+        return ntab[arith.noise_index(ekeys[b], h, k)]
     return ecolors[b, found - 1, c]
 
 
 @cuda.jit(device=True)
-def _erase_fix(prev, x_i, x_j, fi, fj, weight, mean, inv, ecolors, ekeys, b, j, c, position, noise):
+def _erase_fix(prev, x_i, x_j, fi, fj, weight, mean, inv, ecolors, ekeys, ntab, b, j, c, h, k, noise):
     # The mixed value of one element when either image is erased there (else `prev`, the fast path's).
     if fi == 0 and fj == 0:
         return prev
-    ni = _erased_value(fi, ecolors, ekeys, b, c, position, noise) if fi else arith.normalize_value(x_i, mean, inv)
-    nj = _erased_value(fj, ecolors, ekeys, j, c, position, noise) if fj else arith.normalize_value(x_j, mean, inv)
+    ni = _erased_value(fi, ecolors, ekeys, ntab, b, c, h, k, noise) if fi else arith.normalize_value(x_i, mean, inv)
+    nj = _erased_value(fj, ecolors, ekeys, ntab, j, c, h, k, noise) if fj else arith.normalize_value(x_j, mean, inv)
     return arith.erased_mix(ni, nj, weight)
 
 
 @cuda.jit(device=True)
-def _erase_fix_clean(prev, fi, ecolors, ekeys, b, c, position, noise):
+def _erase_fix_clean(prev, fi, ecolors, ekeys, ntab, b, c, h, k, noise):
     if fi == 0:
         return prev
-    return _erased_value(fi, ecolors, ekeys, b, c, position, noise)
+    return _erased_value(fi, ecolors, ekeys, ntab, b, c, h, k, noise)
 
 
 @functools.lru_cache(maxsize=None)
@@ -298,26 +299,28 @@ def _word_kernel(v):
             return norm4(xi, 0, m0, s0), norm4(xi, 1, m1, s1), norm4(xi, 2, m2, s2)
 
     @cuda.jit(device=True)
-    def fix4(prev, xi, xj, k, fi, fj, wt, mean, inv, ecolors, ekeys, b, j, position):
-        # channel k of the 4 pixels, redone where erasing touches them; position: element of pixel 0
-        return (_erase_fix(prev[0], xi[k], xj[k], fi[0], fj[0], wt[0], mean, inv, ecolors, ekeys, b, j, k,
-                           position, noise),
-                _erase_fix(prev[1], xi[k + C], xj[k + C], fi[1], fj[1], wt[1], mean, inv, ecolors, ekeys, b, j, k,
-                           position + 1, noise),
-                _erase_fix(prev[2], xi[k + 2 * C], xj[k + 2 * C], fi[2], fj[2], wt[2], mean, inv, ecolors, ekeys, b,
-                           j, k, position + 2, noise),
-                _erase_fix(prev[3], xi[k + 3 * C], xj[k + 3 * C], fi[3], fj[3], wt[3], mean, inv, ecolors, ekeys, b,
-                           j, k, position + 3, noise))
+    def fix4(prev, xi, xj, k, fi, fj, wt, mean, inv, ecolors, ekeys, ntab, b, j, h, w):
+        # channel k of the 4 pixels w..w+3 of row h, redone where erasing touches them
+        e = w * C + k  # the row's value of pixel w, channel k
+        return (_erase_fix(prev[0], xi[k], xj[k], fi[0], fj[0], wt[0], mean, inv, ecolors, ekeys, ntab, b, j, k,
+                           h, e, noise),
+                _erase_fix(prev[1], xi[k + C], xj[k + C], fi[1], fj[1], wt[1], mean, inv, ecolors, ekeys, ntab, b,
+                           j, k, h, e + C, noise),
+                _erase_fix(prev[2], xi[k + 2 * C], xj[k + 2 * C], fi[2], fj[2], wt[2], mean, inv, ecolors, ekeys,
+                           ntab, b, j, k, h, e + 2 * C, noise),
+                _erase_fix(prev[3], xi[k + 3 * C], xj[k + 3 * C], fi[3], fj[3], wt[3], mean, inv, ecolors, ekeys,
+                           ntab, b, j, k, h, e + 3 * C, noise))
 
     @cuda.jit(device=True)
-    def fix_clean4(prev, k, fi, ecolors, ekeys, b, position):
-        return (_erase_fix_clean(prev[0], fi[0], ecolors, ekeys, b, k, position, noise),
-                _erase_fix_clean(prev[1], fi[1], ecolors, ekeys, b, k, position + 1, noise),
-                _erase_fix_clean(prev[2], fi[2], ecolors, ekeys, b, k, position + 2, noise),
-                _erase_fix_clean(prev[3], fi[3], ecolors, ekeys, b, k, position + 3, noise))
+    def fix_clean4(prev, k, fi, ecolors, ekeys, ntab, b, h, w):
+        e = w * C + k
+        return (_erase_fix_clean(prev[0], fi[0], ecolors, ekeys, ntab, b, k, h, e, noise),
+                _erase_fix_clean(prev[1], fi[1], ecolors, ekeys, ntab, b, k, h, e + C, noise),
+                _erase_fix_clean(prev[2], fi[2], ecolors, ekeys, ntab, b, k, h, e + 2 * C, noise),
+                _erase_fix_clean(prev[3], fi[3], ecolors, ekeys, ntab, b, k, h, e + 3 * C, noise))
 
     @cuda.jit
-    def mix_normalize_word(src, labels, lam, index, boxes, out, cln, targets, eboxes, ecolors, ekeys, m0, m1, m2,
+    def mix_normalize_word(src, labels, lam, index, boxes, out, cln, targets, eboxes, ecolors, ekeys, ntab, m0, m1, m2,
                            s0, s1, s2, eps, height, width, step_h, step_w):
         """src: the (B,H,W,C) uint8 batch as uint32 words; out/cln: flat float32, or uint32 pairs of fp16/bf16."""
         hw = I(I(height) * I(width))
@@ -361,19 +364,19 @@ def _word_kernel(v):
                     touched = fi[0] + fi[1] + fi[2] + fi[3] + fj[0] + fj[1] + fj[2] + fj[3] > 0
                     wt = (wt0, wt1, wt2, wt3)
                     if touched:
-                        r = fix4(r, xi, xj, 0, fi, fj, wt, m0, s0, ecolors, ekeys, b, j, p)
+                        r = fix4(r, xi, xj, 0, fi, fj, wt, m0, s0, ecolors, ekeys, ntab, b, j, h, w)
                         if C == 3:
-                            gr = fix4(gr, xi, xj, 1, fi, fj, wt, m1, s1, ecolors, ekeys, b, j, I(p + hw))
-                            bl = fix4(bl, xi, xj, 2, fi, fj, wt, m2, s2, ecolors, ekeys, b, j, I(p + hw + hw))
+                            gr = fix4(gr, xi, xj, 1, fi, fj, wt, m1, s1, ecolors, ekeys, ntab, b, j, h, w)
+                            bl = fix4(bl, xi, xj, 2, fi, fj, wt, m2, s2, ecolors, ekeys, ntab, b, j, h, w)
                 emit(out, bi, p, hw, r, gr, bl)
                 if clean:
                     r, gr, bl = clean_values(xi, m0, m1, m2, s0, s1, s2)
                     if erase:
                         if touched:
-                            r = fix_clean4(r, 0, fi, ecolors, ekeys, b, p)
+                            r = fix_clean4(r, 0, fi, ecolors, ekeys, ntab, b, h, w)
                             if C == 3:
-                                gr = fix_clean4(gr, 1, fi, ecolors, ekeys, b, I(p + hw))
-                                bl = fix_clean4(bl, 2, fi, ecolors, ekeys, b, I(p + hw + hw))
+                                gr = fix_clean4(gr, 1, fi, ecolors, ekeys, ntab, b, h, w)
+                                bl = fix_clean4(bl, 2, fi, ecolors, ekeys, ntab, b, h, w)
                     emit(cln, bi, p, hw, r, gr, bl)
                 g = I(g + stride)
                 h = np.int32(h + step_h)
@@ -408,25 +411,25 @@ def _byte_kernel(v):
             dst[e] = convert(value)
 
     @cuda.jit(device=True)
-    def pixel(src, out, cln, bi, bj, hw, p, weight, c, mean, inv, fi, fj, ecolors, ekeys):
+    def pixel(src, out, cln, bi, bj, hw, p, weight, c, mean, inv, fi, fj, ecolors, ekeys, ntab, h, w):
         # fi, fj: 1 + the erasing box of sample bi / partner bj at this pixel, or 0
         need_i = clean or weight != f32(0.0) or fi > 0
         need_j = weight != f32(1.0) or fj > 0
         xi = src[I(I(bi * hw + p) * I(C) + I(c))] if need_i else np.uint8(0)
         xj = src[I(I(bj * hw + p) * I(C) + I(c))] if need_j else np.uint8(0)
         value = arith.mix_value(xi, xj, weight, mean, inv)
-        position = I(I(c) * hw + p)
+        k = w * C + c  # the row's value of this element (channels_last order): where its noise is
         if erase:
-            value = _erase_fix(value, xi, xj, fi, fj, weight, mean, inv, ecolors, ekeys, bi, bj, c, position, noise)
+            value = _erase_fix(value, xi, xj, fi, fj, weight, mean, inv, ecolors, ekeys, ntab, bi, bj, c, h, k, noise)
         put(out, bi, c, p, hw, value)
         if clean:
             value = arith.normalize_value(xi, mean, inv)
             if erase:
-                value = _erase_fix_clean(value, fi, ecolors, ekeys, bi, c, position, noise)
+                value = _erase_fix_clean(value, fi, ecolors, ekeys, ntab, bi, c, h, k, noise)
             put(cln, bi, c, p, hw, value)
 
     @cuda.jit
-    def mix_normalize_bytes(src, labels, lam, index, boxes, out, cln, targets, eboxes, ecolors, ekeys, m0, m1, m2,
+    def mix_normalize_bytes(src, labels, lam, index, boxes, out, cln, targets, eboxes, ecolors, ekeys, ntab, m0, m1, m2,
                             s0, s1, s2, eps, height, width, step_h, step_w):
         """src: the flat (B,H,W,C) uint8 batch; out/cln: flat float32, or uint16 bits of fp16/bf16."""
         hw = I(I(height) * I(width))
@@ -452,10 +455,10 @@ def _byte_kernel(v):
                         p = I(I(h) * I(width) + I(w))
                         fi = _erased_box(eboxes, b, h, w) if erase else 0
                         fj = _erased_box(eboxes, j, h, w) if erase else 0
-                        pixel(src, out, cln, bi, bj, hw, p, weight, 0, m0, s0, fi, fj, ecolors, ekeys)
+                        pixel(src, out, cln, bi, bj, hw, p, weight, 0, m0, s0, fi, fj, ecolors, ekeys, ntab, h, w)
                         if C == 3:
-                            pixel(src, out, cln, bi, bj, hw, p, weight, 1, m1, s1, fi, fj, ecolors, ekeys)
-                            pixel(src, out, cln, bi, bj, hw, p, weight, 2, m2, s2, fi, fj, ecolors, ekeys)
+                            pixel(src, out, cln, bi, bj, hw, p, weight, 1, m1, s1, fi, fj, ecolors, ekeys, ntab, h, w)
+                            pixel(src, out, cln, bi, bj, hw, p, weight, 2, m2, s2, fi, fj, ecolors, ekeys, ntab, h, w)
                 g = I(g + stride)
                 h = np.int32(h + step_h)
                 q = np.int32(q + step_w)
@@ -476,7 +479,7 @@ def signature(variant: Variant) -> str:
         src = "uint8[::1]"
         out = "float32[::1]" if variant.dtype == "float32" else "uint16[::1]"
     return (f"void({src}, int64[::1], float32[::1], int64[::1], int32[:, ::1], {out}, {out}, float32[:, ::1], "
-            "int32[:, :, ::1], float32[:, :, ::1], int64[::1], "
+            "int32[:, :, ::1], float32[:, :, ::1], int64[::1], float32[::1], "
             "float32, float32, float32, float32, float32, float32, float32, int32, int32, int32, int32)")
 
 
@@ -513,6 +516,12 @@ def select(batch: torch.Tensor, out: torch.Tensor, dtype: str, channels_last: bo
                    wide=wide, hardware_cvt=hardware, index64=largest > _INT32_MAX, erase=erase)
 
 
+@functools.lru_cache(maxsize=None)
+def _noise_table(device: torch.device) -> torch.Tensor:
+    # The pixel noise's table (gpumix.kernels.noise) on `device`, copied there once per process.
+    return torch.from_numpy(noise_table.table().copy()).to(device)
+
+
 def launch(batch: torch.Tensor, labels: torch.Tensor, lam: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor,
            mean: Sequence[float] | torch.Tensor, inv_std: Sequence[float] | torch.Tensor, eps: float, enc: int,
            out: torch.Tensor, targets: torch.Tensor, clean: torch.Tensor | None = None,
@@ -530,7 +539,8 @@ def launch(batch: torch.Tensor, labels: torch.Tensor, lam: torch.Tensor, index: 
     view for fp16/bf16; targets (B,K) float32.
     erasing: None, or ``(boxes, colors, keys, noise)``: int32 (B,M,4),
     float32 (B,M,C), int64 (B,) tensors on the batch's device and a bool
-    (``gpumix.ErasingParams``' fields).
+    (``gpumix.ErasingParams``' fields); the pixel noise is read from
+    ``gpumix.kernels.noise.table()``, copied to the device once.
     Writes ``out``, ``targets`` and ``clean``; reads everything else.
     """
     n_batch, height, width, channels = batch.shape
@@ -541,10 +551,12 @@ def launch(batch: torch.Tensor, labels: torch.Tensor, lam: torch.Tensor, index: 
     capability = torch.cuda.get_device_capability(batch.device) if batch.is_cuda else None
     erase = None if erasing is None else ("pixel" if erasing[3] else "color")
     variant = select(batch, out, dtype, nhwc, with_clean, capability, erase)  # 1 channel: NCHW is NHWC
+    erase_arrays: tuple[torch.Tensor, ...]
     if erasing is None:  # the kernels take the erasing arrays always; these are empty
         erase_arrays = (boxes.new_empty((n_batch, 0, 4)), lam.new_empty((n_batch, 0, channels)), index.new_empty(0))
     else:
-        erase_arrays = erasing[:3]
+        erase_arrays = tuple(erasing[:3])
+    erase_arrays += (_noise_table(batch.device),)
     block = BLOCK if batch.is_cuda else SIMULATOR_BLOCK
     (blocks_x, blocks_y), (step_h, step_w) = grid(variant, n_batch, height, width, block)
     stats = [float(x) for x in mean] + [0.0] * (3 - channels)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from gpumix.erasing import ErasingParams
+from gpumix.kernels import noise
 
 __all__ = ["mix_normalize_reference", "noise_reference", "to_output", "torch_normalize", "unfused_chain"]
 
@@ -27,19 +28,18 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
 
 
 def noise_reference(keys: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
-    """float64 ``(B, C, H, W)``: ``arith.gauss_noise(keys[b], (c * H + h) * W + w)`` for every element.
+    """float64 ``(B, C, H, W)``: the 'pixel' noise of every element, ``table[noise_index(keys[b], h, w * C + c)]``.
 
-    Written field by field (twelve 5-bit uniforms from two hashes, their sum
-    standardized), not with the kernels' lane trick.
+    ``table`` is ``gpumix.kernels.noise.table()``; the index is computed here
+    with torch integer ops (``arith.noise_row``'s hash), not by the kernels' code.
     """
-    position = torch.arange(channels * height * width, dtype=torch.int64, device=keys.device)
-    base = (position * 2) & _MASK
-    total = torch.zeros((keys.shape[0], position.numel()), dtype=torch.int64, device=keys.device)
-    for t in range(2):
-        r = _hash32(((base + t) & _MASK)[None, :] ^ keys[:, None])
-        for field in range(6):
-            total += (r >> (5 * field)) & 31
-    return ((total - 186).to(torch.float64) / 32).view(-1, channels, height, width)
+    size = noise.NOISE_SIZE
+    row = torch.arange(height, dtype=torch.int64, device=keys.device)
+    start = _hash32(keys[:, None] ^ ((row * 0x9E3779B9) & _MASK)[None, :]) % size  # (B, H)
+    k = torch.arange(width * channels, device=keys.device)  # w * C + c
+    index = (start[..., None] + k) % size  # (B, H, W * C): channels_last order
+    table = torch.from_numpy(noise.table().astype("float64")).to(keys.device)
+    return table[index].view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 
 def mix_normalize_reference(batch: torch.Tensor, labels: torch.Tensor, lam: torch.Tensor, index: torch.Tensor,

@@ -15,8 +15,8 @@ from gpumix.bench.memory import GpuMemory, HostMemory
 if TYPE_CHECKING:
     from gpumix.bench.variants import Variant
 
-__all__ = ["ADJACENT", "REFILL_MARGIN", "auto_augment_cost", "interleaved", "measure", "paired_overhead",
-           "seconds_for", "time_calls"]
+__all__ = ["ADJACENT", "REFILL_MARGIN", "auto_augment_cost", "interleaved", "measure", "paired_calls",
+           "paired_overhead", "seconds_for", "time_calls"]
 
 # The clock every CPU timing reads; tests replace it to prove figures are measured.
 _clock = time.perf_counter
@@ -53,6 +53,33 @@ def time_calls(device: torch.device, fn: Callable[[], Any], repeats: int, warmup
                 fn()
             times.append((_clock() - t0) / per_call)
     return times
+
+
+def paired_calls(device: torch.device, base: Callable[[], Any], other: Callable[[], Any], pairs: int,
+                 warmup: int = 0) -> dict[str, Any]:
+    """``other``'s cost over ``base``, timed in ``pairs`` adjacent pairs of calls in one process.
+
+    The two calls of a pair run back to back, the first one alternating
+    between them, so a slow spell of the machine hits both sides alike.
+    Returns the median of the per-pair ratios ``t(other) / t(base) - 1`` as
+    ``median``, its quartiles ``q1``/``q3``, both sides' median seconds and
+    ``per_pair``.
+    """
+    for _ in range(warmup):
+        base()
+        other()
+    base_s: list[float] = []
+    other_s: list[float] = []
+    for k in range(pairs):
+        first, second = (base, other) if k % 2 == 0 else (other, base)
+        t_first, t_second = time_calls(device, first, 1)[0], time_calls(device, second, 1)[0]
+        base_s.append(t_first if k % 2 == 0 else t_second)
+        other_s.append(t_second if k % 2 == 0 else t_first)
+    per_pair = [o / b - 1 for o, b in zip(other_s, base_s)]
+    q1, _, q3 = statistics.quantiles(per_pair, n=4) if pairs > 1 else (per_pair[0],) * 3
+    return {"pairs": pairs, "median": statistics.median(per_pair), "q1": q1, "q3": q3,
+            "base_median_s": statistics.median(base_s), "other_median_s": statistics.median(other_s),
+            "per_pair": per_pair}
 
 
 def seconds_for(fn: Callable[[], Any], calls: int) -> float:

@@ -37,3 +37,44 @@ def test_large_batch_without_boxes_matches_reference(make_case, launch_poisoned,
     got = launch_poisoned(mix_normalize_cpu, batch, labels, params, mean, std, 100, 0.0, torch.float32, False, False)
     ref = mix_normalize_reference(batch, labels, params.lam, params.index, None, mean, std, 100)
     assert_matches_reference(got[0], got[1], None, ref[0], ref[1], None, torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("mode", ["const", "rand", "pixel"])
+def test_cpu_twin_erases_every_layout_like_the_reference(make_case, assert_matches_reference, dtype, channels_last,
+                                                          channels, mode):
+    """Erasing through the twin's pieces: every layout, CutMix and mixup rows, up to 3 overlapping boxes.
+
+    37 columns (no whole vector of 8 pixels), so pieces end anywhere; the clean output is checked too.
+    """
+    import gpumix
+
+    seed = DTYPES.index(dtype) * 4 + channels_last * 2 + channels
+    batch, labels, _, mean, std = make_case(9, 11, 37, channels, 9, seed=seed)
+    params = gpumix.Mixup(num_classes=9, alpha=0.4, cutmix_alpha=1.0, mode="elem", seed=seed).sample(
+        9, (11, 37), epoch=0, step=0)
+    erasing = gpumix.RandomErasing(prob=0.9, mode=mode, max_count=3, area=(0.05, 0.5), seed=seed).sample(
+        9, (11, 37), channels, epoch=0, step=0)
+    assert (erasing.boxes[..., 2] > erasing.boxes[..., 0]).sum() > 9  # several samples carry several boxes
+    got = gpumix.mix_normalize(batch, labels, params, mean=mean, std=std, num_classes=9, dtype=dtype,
+                               channels_last=channels_last, return_clean=True, erasing=erasing)
+    ref = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes, mean, std, 9,
+                                  erasing=erasing)
+    assert_matches_reference(*got, *ref, dtype)
+
+
+def test_cpu_twin_indexes_within_its_arrays():
+    """The erasing test above on the twin's Python source (NUMBA_DISABLE_JIT=1): numpy raises on any index
+    out of range, which compiled numba code would silently read or write."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-W", "ignore",
+                           __file__, "-k", "erases_every_layout and (pixel or rand)"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "24 passed" in done.stdout
