@@ -229,6 +229,18 @@ def _box_at(eboxes, b, h, w):
 
 
 @numba.njit(cache=True, inline="always")
+def _edges(cuts, n, eboxes, owner, h):
+    # Append the column edges of sample `owner`'s boxes that cross row h to cuts[n:]; return the new n.
+    for k in range(eboxes.shape[1]):
+        y0, x0, y1, x1 = eboxes[owner, k, 0], eboxes[owner, k, 1], eboxes[owner, k, 2], eboxes[owner, k, 3]
+        if y0 <= h and h < y1 and x0 < x1:
+            cuts[n] = x0
+            cuts[n + 1] = x1
+            n += 2
+    return n
+
+
+@numba.njit(cache=True, inline="always")
 def _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes):
     """Fill ``pieces`` with row h's pieces, left to right; return how many.
 
@@ -242,12 +254,8 @@ def _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes):
         cuts[1] = xs
         cuts[2] = xe
         n = 3
-    for owner in (b, j):
-        for k in range(eboxes.shape[1]):
-            if eboxes[owner, k, 0] <= h and h < eboxes[owner, k, 2] and eboxes[owner, k, 1] < eboxes[owner, k, 3]:
-                cuts[n] = eboxes[owner, k, 1]
-                cuts[n + 1] = eboxes[owner, k, 3]
-                n += 2
+    n = _edges(cuts, n, eboxes, b, h)
+    n = _edges(cuts, n, eboxes, j, h)
     cuts[n] = width
     n += 1
     for a in range(2, n - 1):  # insertion sort of the inner edges: a handful
@@ -487,5 +495,12 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
         erows[:, 0] = np.where(present, boxes_e[..., 0], np.iinfo(np.int32).max).min(axis=1)
         erows[:, 1] = np.where(present, boxes_e[..., 2], 0).max(axis=1)
     colors_k = _colors_k(erase[1], erase[3], nhwc or channels != 3, width)
-    mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
-                      erase[0], erase[1], colors_k, erase[2], erase[3], erows, _table(width * channels))
+    # The chunks go to whichever thread is free (numba's default splits them evenly in advance): rows that
+    # erasing crosses take longer, and they are not spread evenly over the batch.
+    previous = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)
+    try:
+        mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
+                          erase[0], erase[1], colors_k, erase[2], erase[3], erows, _table(width * channels))
+    finally:
+        numba.set_parallel_chunksize(previous)
