@@ -1,31 +1,28 @@
 """The CPU twin of the fused kernel, and its launch wrapper.
 
-A single ``numba.njit(parallel=True)`` pass: threads split the ``B*H`` image
+A single ``numba.njit(parallel=True)`` pass: threads take the ``B*H`` image
 rows in chunks, and each row reads ``x_i`` and its partner ``x_j`` once and
 writes every output value once. The per-element arithmetic is
 ``gpumix.kernels.arith``, the same functions the CUDA kernel calls.
+Channels: 1 or 3 (``gpumix.mix_normalize`` checks it).
 
 How a row is written, so that every loop vectorizes:
 
-- A row is cut into pieces at the CutMix box's edges and at the edges of the
-  erasing boxes of both images that cross it; within a piece the weight is
-  fixed and each image is either its own pixels or erased by one box. Each
-  piece is one loop, specialized for what it blends (pixels and pixels,
-  erased and pixels, pixels and erased, erased and erased); an erased image's
-  values are ``color + table[start + w]``, a box color plus zeros, or zero
-  plus the noise table's run (``gpumix.kernels.noise``), so one loop serves
-  both. Pieces are written left to right and each loop runs a whole number of
-  vector iterations (``_VECTOR``) past its piece, within the row: the next
-  piece overwrites the overshoot, and no short piece pays for a scalar
-  remainder loop.
-- NCHW outputs (and 1 channel): the row's interleaved bytes are first split
-  into one contiguous byte plane per channel, then each channel's pieces are
-  plain contiguous loops. This is faster than reading the interleaved bytes
-  in the mixing loop.
-- channels_last, 3 channels: a row no erasing box crosses is one loop over
-  its interleaved values (``_contiguous``); a crossed row's pieces read and
-  write the three channels of a pixel in one loop. Other channel counts in
-  channels_last go through the planes and are interleaved at the end.
+- A row no erasing box crosses is one loop (``_plain_row``): float32 NCHW
+  with 3 channels reads the interleaved pixels and writes the three planes
+  in one loop; channels_last and 1 channel walk the row's values
+  contiguously. The CutMix weight is chosen per pixel.
+- A row an erasing box of the sample or its partner crosses (``_row``) is
+  cut into pieces at the boxes' edges and CutMix's; within a piece the
+  weight is fixed and each image is either its own pixels or erased by one
+  box. Each piece is one loop, specialized for what it blends (pixels and
+  pixels, erased and pixels, pixels and erased, both erased); an erased
+  image's value is ``color + table[start + k]``: a box color plus the
+  table's zeros, or zero plus the row's run of the noise table
+  (``gpumix.kernels.noise``), so one loop serves both. Pieces are written
+  left to right and each loop runs a whole number of vector iterations
+  (``_VECTOR``) past its piece, within the row: the next piece overwrites
+  the overshoot, and only the last piece can end in a scalar remainder.
 - float32 goes straight into the output; fp16/bf16 rows are written into an
   L1-resident float32 scratch row, then rounded in one contiguous pass.
 """
