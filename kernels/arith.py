@@ -12,6 +12,8 @@ element); the casts to fp16/bf16 round to nearest even, bit-exact with
 import numba
 import numpy as np
 
+from gpumix.kernels.noise import NOISE_SIZE  # the pixel noise's table length (noise_row's range)
+
 __all__ = [
     "ENC_F32",
     "ENC_F16",
@@ -24,8 +26,6 @@ __all__ = [
     "encode_row",
     "soft_target",
     "hash32",
-    "NOISE_BITS",
-    "NOISE_SIZE",
     "noise_row",
     "noise_index",
     "erased_mix",
@@ -173,12 +173,6 @@ def hash32(x):
     x = _u32(x ^ _u32(x >> np.uint32(15)))
     x = _u32(x * np.uint32(0x846CA68B))
     return _u32(x ^ _u32(x >> np.uint32(16)))
-
-
-# The pixel noise is read from a table of N(0, 1) values (gpumix.kernels.noise builds it): 2**16 float32
-# values, 256 KiB, so it stays in a CPU core's L2 cache and a GPU's L2.
-NOISE_BITS = 16
-NOISE_SIZE = 1 << NOISE_BITS
 
 
 @numba.njit

@@ -288,7 +288,7 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     width = si.size // channels
     span = si.size
     m = ecolors.shape[1]
-    zero_run = _U32(arith.NOISE_SIZE + span)  # the table's zeros
+    zero_run = _U32(noise_table.NOISE_SIZE + span)  # the table's zeros
     zero_colors = _U64(colors_k.size - span)  # colors_k's last row: zeros
     # each image's run of the table: its noise, or zeros under box colors
     oi = oj = zero_run

@@ -16,22 +16,30 @@ two rows share values only where their runs overlap (probability about
 import functools
 import statistics
 
-import numba
 import numpy as np
+import torch
 
-from gpumix.kernels import arith
+__all__ = ["NOISE_BITS", "NOISE_SIZE", "hash32", "table", "padded_table"]
 
-__all__ = ["NOISE_SIZE", "table", "padded_table"]
+# 2**16 float32 values, 256 KiB: the table stays in a CPU core's L2 cache and a GPU's L2.
+NOISE_BITS = 16
+NOISE_SIZE = 1 << NOISE_BITS
+_MASK = 0xFFFFFFFF
 
-NOISE_SIZE = arith.NOISE_SIZE
 
+def hash32(x: torch.Tensor) -> torch.Tensor:
+    """``gpumix.kernels.arith.hash32`` (Wellons' lowbias32) on an int64 tensor of uint32 values.
 
-@numba.njit(cache=True)
-def _hashes(n):
-    out = np.empty(n, np.uint32)
-    for i in range(n):
-        out[i] = arith.hash32(np.uint32(i))
-    return out
+    Written with torch integer ops for the table's order and the float64
+    reference; the kernels use ``arith.hash32``. Importing this module does
+    not import numba (the reference must not switch numba on before the
+    CUDA simulator can be).
+    """
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK
+    return x ^ (x >> 16)
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,7 +47,8 @@ def table() -> np.ndarray:
     """float32 ``(NOISE_SIZE,)``, read-only: the noise table (built on first use, about 0.1 s, then cached)."""
     quantile = statistics.NormalDist().inv_cdf  # pure Python (Wichura's AS241): the same values everywhere
     values = np.array([quantile((i + 0.5) / NOISE_SIZE) for i in range(NOISE_SIZE)], np.float64)
-    shuffled = values[np.argsort(_hashes(NOISE_SIZE), kind="stable")].astype(np.float32)
+    order = torch.argsort(hash32(torch.arange(NOISE_SIZE, dtype=torch.int64)), stable=True).numpy()
+    shuffled = values[order].astype(np.float32)
     shuffled.flags.writeable = False
     return shuffled
 

@@ -18,15 +18,6 @@ __all__ = ["mix_normalize_reference", "noise_reference", "to_output", "torch_nor
 _MASK = 0xFFFFFFFF
 
 
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    # arith.hash32 on int64 tensors holding uint32 values
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK
-    return x ^ (x >> 16)
-
-
 def noise_reference(keys: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
     """float64 ``(B, C, H, W)``: the 'pixel' noise of every element, ``table[noise_index(keys[b], h, w * C + c)]``.
 
@@ -35,7 +26,7 @@ def noise_reference(keys: torch.Tensor, channels: int, height: int, width: int) 
     """
     size = noise.NOISE_SIZE
     row = torch.arange(height, dtype=torch.int64, device=keys.device)
-    start = _hash32(keys[:, None] ^ ((row * 0x9E3779B9) & _MASK)[None, :]) % size  # (B, H)
+    start = noise.hash32(keys[:, None] ^ ((row * 0x9E3779B9) & _MASK)[None, :]) % size  # (B, H)
     k = torch.arange(width * channels, device=keys.device)  # w * C + c
     index = (start[..., None] + k) % size  # (B, H, W * C): channels_last order
     table = torch.from_numpy(noise.table().astype("float64")).to(keys.device)
