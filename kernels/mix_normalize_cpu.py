@@ -76,17 +76,6 @@ def _contiguous_row(d, si, sj, ks, ke, w_in, w_out, mean_k, inv_k):
         d[k] = arith.mix_value(si[k], sj[k], wt, mean_k[k], inv_k[k])
 
 
-@numba.njit(cache=True)
-def _encode_row(dst, src, enc):
-    # float32 values to fp16/bf16 bits, contiguous in and out, so the conversion vectorizes.
-    if enc == arith.ENC_F16:
-        for k in range(src.size):
-            dst[k] = arith.f32_to_f16_bits(src[k])
-    else:
-        for k in range(src.size):
-            dst[k] = arith.f32_to_bf16_bits(src[k])
-
-
 @numba.njit(cache=True, inline="always")
 def _plain_row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, scratch):
     """Row h of sample b when no erasing box crosses it: float32 straight into ``dst``, 16-bit through ``scratch``."""
@@ -104,12 +93,12 @@ def _plain_row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, in
     # 16-bit: the same float32 row in the L1-resident scratch, then one contiguous conversion pass
     if contiguous:
         _contiguous_row(scratch, si, sj, xs * channels, xe * channels, w_in, w_out, mean_k, inv_k)
-        _encode_row(dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h], scratch, enc)
+        arith.encode_row(dst[b, h].reshape(si.size) if nhwc else dst[b, 0, h], scratch, enc)
     else:
         _planes3(scratch[:width], scratch[width:2 * width], scratch[2 * width:], si, sj, xs, xe, w_in, w_out,
                  mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2])
         for c in range(3):
-            _encode_row(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
+            arith.encode_row(dst[b, c, h], scratch[c * width:(c + 1) * width], enc)
 
 
 # ---- the loops of a crossed row's pieces (s, e: the loop's range; d[do + ...]: the destination, flat) -----------
@@ -200,17 +189,6 @@ def _fill3(d, do, plane, t, oi, c0, c1, c2, s, e):
         d[p2 + w] = c2 + t[oi + _3W * w + _2]
 
 
-@numba.njit(cache=True)
-def _encode(dst, do, src, so, n, enc):
-    # n float32 values src[so...] to fp16/bf16 bits at dst[do...], contiguous in and out, so it vectorizes.
-    if enc == _F16:
-        for k in range(_U32(0), _U32(n)):
-            dst[do + k] = arith.f32_to_f16_bits(src[so + k])
-    else:
-        for k in range(_U32(0), _U32(n)):
-            dst[do + k] = arith.f32_to_bf16_bits(src[so + k])
-
-
 # ---- rows an erasing box crosses ------------------------------------------------------------------------------
 
 @numba.njit(cache=True, inline="always")
@@ -298,9 +276,8 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     for p in range(count):
         lo, hi, fi, fj = pieces[p, _LO], pieces[p, _HI], pieces[p, _FI], pieces[p, _FJ]
         e = _end(lo, hi, width)
-        if clean:
+        if clean:  # the caller passes the sample's own row as sj too
             fj = 0
-            sj = si
         # the piece's box colors, per channel (planes) or as a channels_last row of colors_k
         a0 = a1 = a2 = b0 = b1 = b2 = np.float32(0.0)
         ci = cj = zero_colors
@@ -372,9 +349,11 @@ def _row(dst, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_
             mean_k, inv_k, clean, ecolors, colors_k, ekeys, noise, table)
     if planes:
         for c in range(3):
-            _encode(dst, _U64(((b * 3 + c) * height + h) * width), scratch, _U32(c * width), width, enc)
+            first = ((b * 3 + c) * height + h) * width
+            arith.encode_row(dst[first:first + width], scratch[c * width:(c + 1) * width], enc)
     else:
-        _encode(dst, _U64((b * height + h) * span), scratch, _U32(0), span, enc)
+        first = (b * height + h) * span
+        arith.encode_row(dst[first:first + span], scratch, enc)
 
 
 @numba.njit(parallel=True, cache=True)
