@@ -25,6 +25,11 @@ How a row is written, so that every loop vectorizes:
   the overshoot, and only the last piece can end in a scalar remainder.
 - float32 goes straight into the output; fp16/bf16 rows are written into an
   L1-resident float32 scratch row, then rounded in one contiguous pass.
+- The loops are ``njit_noalias`` functions (``gpumix.kernels.noalias``): no
+  runtime overlap checks, and the vector loop from the first 8 pixels on.
+  What a loop writes (the output, or the scratch row) never overlaps what
+  it reads (the batch, the tables), and ``launch`` requires it of its
+  caller's outputs too.
 """
 import functools
 
@@ -33,6 +38,7 @@ import numpy as np
 
 from gpumix.kernels import arith
 from gpumix.kernels import noise as noise_table
+from gpumix.kernels.noalias import njit_noalias
 
 __all__ = ["mix_normalize_cpu", "launch"]
 
@@ -58,7 +64,7 @@ def _end(lo, hi, width):
 
 # ---- rows no erasing box crosses: one loop per row (or per row and plane) -----------------------------------
 
-@numba.njit(cache=True)
+@njit_noalias
 def _planes3(d0, d1, d2, si, sj, xs, xe, w_in, w_out, m0, m1, m2, s0, s1, s2):
     # float32 NCHW, 3 channels: pixel w's interleaved bytes 3w..3w+2 go to the three planes in one loop.
     for w in range(d0.size):
@@ -68,7 +74,7 @@ def _planes3(d0, d1, d2, si, sj, xs, xe, w_in, w_out, m0, m1, m2, s0, s1, s2):
         d2[w] = arith.mix_value(si[3 * w + 2], sj[3 * w + 2], wt, m2, s2)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _contiguous_row(d, si, sj, ks, ke, w_in, w_out, mean_k, inv_k):
     # float32 channels_last or 1 channel: output value k is input byte k of the row.
     for k in range(d.size):
@@ -105,40 +111,40 @@ def _plain_row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, in
 # An erased image's value of channel c at pixel w is ``color + t[o + w * C + c]``: its box color plus zeros, or
 # zero plus its run of the noise table (``_table``).
 
-@numba.njit(cache=True)
+@njit_noalias
 def _contiguous(d, do, si, sj, s, e, wt, mean_k, inv_k):
     # Interleaved values [s, e) (channels_last order, value k is input byte k): both images' own pixels.
     for k in range(_U32(s), _U32(e)):
         d[do + k] = arith.mix_value(si[k], sj[k], wt, mean_k[k], inv_k[k])
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _erased_i_k(d, do, t, oi, ck, co, sj, s, e, wt, mean_k, inv_k):
     # Interleaved values [s, e): image i erased (ck[co + k] + t[oi + k]), its partner's own pixels.
     for k in range(_U32(s), _U32(e)):
         d[do + k] = arith.erased_mix(ck[co + k] + t[oi + k], arith.normalize_value(sj[k], mean_k[k], inv_k[k]), wt)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _erased_j_k(d, do, si, t, oj, ck, co, s, e, wt, mean_k, inv_k):
     for k in range(_U32(s), _U32(e)):
         d[do + k] = arith.erased_mix(arith.normalize_value(si[k], mean_k[k], inv_k[k]), ck[co + k] + t[oj + k], wt)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _erased_ij_k(d, do, t, oi, ck, ci, oj, cj, s, e, wt):
     for k in range(_U32(s), _U32(e)):
         d[do + k] = arith.erased_mix(ck[ci + k] + t[oi + k], ck[cj + k] + t[oj + k], wt)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _fill_k(d, do, t, oi, ck, co, s, e):
     # The clean output where its image is erased: the erased values themselves.
     for k in range(_U32(s), _U32(e)):
         d[do + k] = ck[co + k] + t[oi + k]
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _mix3(d, do, plane, si, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
     # NCHW, 3 channels: pixels [s, e) of the three planes (d[do + c * plane + w]) from the interleaved bytes.
     p1 = do + _U64(plane)
@@ -149,7 +155,7 @@ def _mix3(d, do, plane, si, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
         d[p2 + w] = arith.mix_value(si[_3W * w + _2], sj[_3W * w + _2], wt, m2, v2)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _erased_i3(d, do, plane, t, oi, c0, c1, c2, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
@@ -159,7 +165,7 @@ def _erased_i3(d, do, plane, t, oi, c0, c1, c2, sj, s, e, wt, m0, m1, m2, v0, v1
         d[p2 + w] = arith.erased_mix(c2 + t[oi + _3W * w + _2], arith.normalize_value(sj[_3W * w + _2], m2, v2), wt)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _erased_j3(d, do, plane, si, t, oj, c0, c1, c2, s, e, wt, m0, m1, m2, v0, v1, v2):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
@@ -169,7 +175,7 @@ def _erased_j3(d, do, plane, si, t, oj, c0, c1, c2, s, e, wt, m0, m1, m2, v0, v1
         d[p2 + w] = arith.erased_mix(arith.normalize_value(si[_3W * w + _2], m2, v2), c2 + t[oj + _3W * w + _2], wt)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _erased_ij3(d, do, plane, t, oi, a0, a1, a2, oj, b0, b1, b2, s, e, wt):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
@@ -179,7 +185,7 @@ def _erased_ij3(d, do, plane, t, oi, a0, a1, a2, oj, b0, b1, b2, s, e, wt):
         d[p2 + w] = arith.erased_mix(a2 + t[oi + _3W * w + _2], b2 + t[oj + _3W * w + _2], wt)
 
 
-@numba.njit(cache=True)
+@njit_noalias
 def _fill3(d, do, plane, t, oi, c0, c1, c2, s, e):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
@@ -446,7 +452,8 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     ``out``/``clean`` have logical shape (B,C,H,W), contiguous NCHW or
     channels_last, float32 or an int16 view for fp16/bf16; targets (B,K)
     float32. erasing: None or ``(boxes, colors, keys, noise)`` (``gpumix.ErasingParams``' fields).
-    Writes only the outputs.
+    Writes only the outputs, which must not overlap any input or each other (the loops are compiled on that
+    promise: ``gpumix.kernels.noalias``).
     """
     with_clean = clean is not None
     # The kernel gets every output as a contiguous array: channels_last ones as their NHWC permutation.
