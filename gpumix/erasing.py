@@ -22,7 +22,7 @@ consecutive values from a start hashed from the sample's key and the row
 produce the same bits.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -54,6 +54,7 @@ class ErasingParams:
     colors: torch.Tensor
     keys: torch.Tensor
     noise: bool = False
+    _extent: tuple[int, int] = field(init=False, repr=False, default=(0, 0))  # set by __post_init__: extent
 
     def __post_init__(self) -> None:
         if not isinstance(self.boxes, torch.Tensor) or self.boxes.dtype != torch.int32 or self.boxes.dim() != 3 \
@@ -77,6 +78,9 @@ class ErasingParams:
             raise ValueError("colors must be finite")
         if ((self.keys < 0) | (self.keys >= 2**32)).any():
             raise ValueError("keys must be in [0, 2**32)")
+        # the operator checks it on every call: computed once (the tensors are not to be modified)
+        extent = (int(b[..., 2].max()), int(b[..., 3].max())) if b.numel() else (0, 0)
+        object.__setattr__(self, "_extent", extent)
 
     @property
     def batch_size(self) -> int:
@@ -86,9 +90,7 @@ class ErasingParams:
     @property
     def extent(self) -> tuple[int, int]:
         """(max y1, max x1) over every box: the image must be at least this large."""
-        if self.boxes.numel() == 0:
-            return 0, 0
-        return int(self.boxes[..., 2].max()), int(self.boxes[..., 3].max())
+        return self._extent
 
 
 def _describe(value: object) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "hash32",
     "noise_row",
     "noise_index",
+    "blend",
     "erased_mix",
 ]
 
@@ -197,6 +198,18 @@ def noise_index(key, h, k):
 
 
 @numba.njit
+def blend(ni, nj, weight):
+    """``nj + weight * (ni - nj)`` of two float32 values, normalized (or erased), in float32.
+
+    The blend of ``erased_mix`` without its selects: the same value for every
+    weight strictly between 0 and 1 (the CPU twin writes the pieces of weight
+    0 or 1 with loops that read only the image they keep).
+    """
+    ni, nj = np.float32(ni), np.float32(nj)
+    return nj + np.float32(weight) * (ni - nj)
+
+
+@numba.njit
 def erased_mix(ni, nj, weight):
     """The blend of two already normalized (or erased) values: ``nj + weight * (ni - nj)`` in float32.
 
@@ -207,6 +220,6 @@ def erased_mix(ni, nj, weight):
     (Every input is cast to float32: numba's simulator passes Python floats.)
     """
     ni, nj, w = np.float32(ni), np.float32(nj), np.float32(weight)
-    mixed = nj + w * (ni - nj)
+    mixed = blend(ni, nj, w)
     mixed = ni if w == np.float32(1.0) else mixed
     return nj if w == np.float32(0.0) else mixed

@@ -109,7 +109,8 @@ def _plain_row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, in
 
 # ---- the loops of a crossed row's pieces (s, e: the loop's range; d[do + ...]: the destination, flat) -----------
 # An erased image's value of channel c at pixel w is ``color + t[o + w * C + c]``: its box color plus zeros, or
-# zero plus its run of the noise table (``_table``).
+# zero plus its run of the noise table (``_table``). The blending loops get weights strictly between 0 and 1
+# (``arith.blend``); where the weight keeps one image alone, ``_pieces`` calls a pixel loop or a fill loop.
 
 @njit_noalias
 def _contiguous(d, do, si, sj, s, e, wt, mean_k, inv_k):
@@ -122,24 +123,24 @@ def _contiguous(d, do, si, sj, s, e, wt, mean_k, inv_k):
 def _erased_i_k(d, do, t, oi, ck, co, sj, s, e, wt, mean_k, inv_k):
     # Interleaved values [s, e): image i erased (ck[co + k] + t[oi + k]), its partner's own pixels.
     for k in range(_U32(s), _U32(e)):
-        d[do + k] = arith.erased_mix(ck[co + k] + t[oi + k], arith.normalize_value(sj[k], mean_k[k], inv_k[k]), wt)
+        d[do + k] = arith.blend(ck[co + k] + t[oi + k], arith.normalize_value(sj[k], mean_k[k], inv_k[k]), wt)
 
 
 @njit_noalias
 def _erased_j_k(d, do, si, t, oj, ck, co, s, e, wt, mean_k, inv_k):
     for k in range(_U32(s), _U32(e)):
-        d[do + k] = arith.erased_mix(arith.normalize_value(si[k], mean_k[k], inv_k[k]), ck[co + k] + t[oj + k], wt)
+        d[do + k] = arith.blend(arith.normalize_value(si[k], mean_k[k], inv_k[k]), ck[co + k] + t[oj + k], wt)
 
 
 @njit_noalias
 def _erased_ij_k(d, do, t, oi, ck, ci, oj, cj, s, e, wt):
     for k in range(_U32(s), _U32(e)):
-        d[do + k] = arith.erased_mix(ck[ci + k] + t[oi + k], ck[cj + k] + t[oj + k], wt)
+        d[do + k] = arith.blend(ck[ci + k] + t[oi + k], ck[cj + k] + t[oj + k], wt)
 
 
 @njit_noalias
 def _fill_k(d, do, t, oi, ck, co, s, e):
-    # The clean output where its image is erased: the erased values themselves.
+    # Where the one image kept (weight 1 or 0, or the clean output) is erased: its erased values themselves.
     for k in range(_U32(s), _U32(e)):
         d[do + k] = ck[co + k] + t[oi + k]
 
@@ -160,9 +161,9 @@ def _erased_i3(d, do, plane, t, oi, c0, c1, c2, sj, s, e, wt, m0, m1, m2, v0, v1
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = arith.erased_mix(c0 + t[oi + _3W * w], arith.normalize_value(sj[_3W * w], m0, v0), wt)
-        d[p1 + w] = arith.erased_mix(c1 + t[oi + _3W * w + _1], arith.normalize_value(sj[_3W * w + _1], m1, v1), wt)
-        d[p2 + w] = arith.erased_mix(c2 + t[oi + _3W * w + _2], arith.normalize_value(sj[_3W * w + _2], m2, v2), wt)
+        d[do + w] = arith.blend(c0 + t[oi + _3W * w], arith.normalize_value(sj[_3W * w], m0, v0), wt)
+        d[p1 + w] = arith.blend(c1 + t[oi + _3W * w + _1], arith.normalize_value(sj[_3W * w + _1], m1, v1), wt)
+        d[p2 + w] = arith.blend(c2 + t[oi + _3W * w + _2], arith.normalize_value(sj[_3W * w + _2], m2, v2), wt)
 
 
 @njit_noalias
@@ -170,9 +171,9 @@ def _erased_j3(d, do, plane, si, t, oj, c0, c1, c2, s, e, wt, m0, m1, m2, v0, v1
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = arith.erased_mix(arith.normalize_value(si[_3W * w], m0, v0), c0 + t[oj + _3W * w], wt)
-        d[p1 + w] = arith.erased_mix(arith.normalize_value(si[_3W * w + _1], m1, v1), c1 + t[oj + _3W * w + _1], wt)
-        d[p2 + w] = arith.erased_mix(arith.normalize_value(si[_3W * w + _2], m2, v2), c2 + t[oj + _3W * w + _2], wt)
+        d[do + w] = arith.blend(arith.normalize_value(si[_3W * w], m0, v0), c0 + t[oj + _3W * w], wt)
+        d[p1 + w] = arith.blend(arith.normalize_value(si[_3W * w + _1], m1, v1), c1 + t[oj + _3W * w + _1], wt)
+        d[p2 + w] = arith.blend(arith.normalize_value(si[_3W * w + _2], m2, v2), c2 + t[oj + _3W * w + _2], wt)
 
 
 @njit_noalias
@@ -180,9 +181,9 @@ def _erased_ij3(d, do, plane, t, oi, a0, a1, a2, oj, b0, b1, b2, s, e, wt):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = arith.erased_mix(a0 + t[oi + _3W * w], b0 + t[oj + _3W * w], wt)
-        d[p1 + w] = arith.erased_mix(a1 + t[oi + _3W * w + _1], b1 + t[oj + _3W * w + _1], wt)
-        d[p2 + w] = arith.erased_mix(a2 + t[oi + _3W * w + _2], b2 + t[oj + _3W * w + _2], wt)
+        d[do + w] = arith.blend(a0 + t[oi + _3W * w], b0 + t[oj + _3W * w], wt)
+        d[p1 + w] = arith.blend(a1 + t[oi + _3W * w + _1], b1 + t[oj + _3W * w + _1], wt)
+        d[p2 + w] = arith.blend(a2 + t[oi + _3W * w + _2], b2 + t[oj + _3W * w + _2], wt)
 
 
 @njit_noalias
@@ -282,8 +283,15 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     for p in range(count):
         lo, hi, fi, fj = pieces[p, _LO], pieces[p, _HI], pieces[p, _FI], pieces[p, _FJ]
         e = _end(lo, hi, width)
-        if clean:  # the caller passes the sample's own row as sj too
+        # the clean row has weight 1 (the caller passes the sample's own row as sj too)
+        wt = np.float32(1.0) if clean else (w_in if xs <= lo and lo < xe else w_out)
+        # Weight 1 keeps image i alone and weight 0 image j alone (CutMix's pieces, the clean row): they are
+        # written by loops that read only that image, so the blending loops below never select.
+        one, zero = wt == np.float32(1.0), wt == np.float32(0.0)
+        if one:
             fj = 0
+        if zero:
+            fi = 0
         # the piece's box colors, per channel (planes) or as a channels_last row of colors_k
         a0 = a1 = a2 = b0 = b1 = b2 = np.float32(0.0)
         ci = cj = zero_colors
@@ -297,13 +305,17 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
                 cj = _U64(((j * m + fj - 1) * span))
             if planes:
                 b0, b1, b2 = ecolors[j, fj - 1, 0], ecolors[j, fj - 1, 1], ecolors[j, fj - 1, 2]
-        if clean and fi:
+        if (one and fi) or (zero and fj):  # the erased values of the one image kept
             if planes:
-                _fill3(d, do, plane, table, oi, a0, a1, a2, lo, e)
-            else:
+                if fi:
+                    _fill3(d, do, plane, table, oi, a0, a1, a2, lo, e)
+                else:
+                    _fill3(d, do, plane, table, oj, b0, b1, b2, lo, e)
+            elif fi:
                 _fill_k(d, do, table, oi, colors_k, ci, channels * lo, channels * e)
+            else:
+                _fill_k(d, do, table, oj, colors_k, cj, channels * lo, channels * e)
             continue
-        wt = np.float32(1.0) if clean else (w_in if xs <= lo and lo < xe else w_out)
         if planes:
             if fi == 0 and fj == 0:
                 _mix3(d, do, plane, si, sj, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2])
@@ -364,8 +376,7 @@ def _row(dst, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_
 
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
-                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, colors_k, ekeys, noise, erows,
-                      table):
+                      out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, colors_k, ekeys, noise, table):
     """batch (B,H,W,C) uint8, C 1 or 3; out/clean (B,C,H,W), or (B,H,W,C) if nhwc; targets (B,K) float32; all
     contiguous.
 
@@ -375,8 +386,7 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
     values, then W * C zeros (box colors are ``color + 0``). colors_k: flat
     float32, the box colors as channels_last rows (``(B*M + 1, W*C)``, the last
     row zeros), or only that zero row where the channels_last loops need no
-    box colors. erows (B,2) int64: the rows [first, last) each sample's boxes
-    span, so rows without erasing skip the box tests.
+    box colors.
     """
     n_batch, height, width, channels = batch.shape
     num_classes = targets.shape[1]
@@ -387,6 +397,15 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
     for k in range(span):
         mean_k[k] = mean[k % channels]
         inv_k[k] = inv_std[k % channels]
+    # the rows [first, last) each sample's non-empty boxes span ([H, 0) for none): rows outside skip the box tests
+    erows = np.empty((n_batch, 2), np.int64)
+    for b in range(n_batch):
+        erows[b, 0], erows[b, 1] = height, 0
+        for k in range(eboxes.shape[1]):
+            y0, x0, y1, x1 = eboxes[b, k, 0], eboxes[b, k, 1], eboxes[b, k, 2], eboxes[b, k, 3]
+            if y0 < y1 and x0 < x1:
+                erows[b, 0] = min(erows[b, 0], y0)
+                erows[b, 1] = max(erows[b, 1], y1)
     rows = n_batch * height
     chunks = min(rows, chunks)
     flat_out, flat_clean = out.reshape(out.size), clean.reshape(clean.size)
@@ -471,12 +490,6 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
         erase = (np.zeros((n, 0, 4), np.int32), np.zeros((n, 0, channels), np.float32), np.zeros(n, np.int64), False)
     else:
         erase = tuple(t.contiguous().numpy() for t in erasing[:3]) + (bool(erasing[3]),)
-    boxes_e = erase[0]
-    present = (boxes_e[..., 2] > boxes_e[..., 0]) & (boxes_e[..., 3] > boxes_e[..., 1])
-    erows = np.zeros((n, 2), np.int64)  # [first, last) rows of each sample's non-empty boxes; [0, 0) for none
-    if present.any():
-        erows[:, 0] = np.where(present, boxes_e[..., 0], np.iinfo(np.int32).max).min(axis=1)
-        erows[:, 1] = np.where(present, boxes_e[..., 2], 0).max(axis=1)
     colors_k = _colors_k(erase[1], erase[3], nhwc or channels != 3, width)
     # The chunks go to whichever thread is free (numba's default splits them evenly in advance): rows that
     # erasing crosses take longer, and they are not spread evenly over the batch.
@@ -484,6 +497,6 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     numba.set_parallel_chunksize(1)
     try:
         mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
-                          erase[0], erase[1], colors_k, erase[2], erase[3], erows, _table(width * channels))
+                          erase[0], erase[1], colors_k, erase[2], erase[3], _table(width * channels))
     finally:
         numba.set_parallel_chunksize(previous)
