@@ -19,7 +19,9 @@ How a row is written, so that every loop vectorizes:
   pixels, erased and pixels, pixels and erased, both erased); an erased
   image's value is ``color + table[start + k]``: a box color plus the
   table's zeros, or zero plus the row's run of the noise table
-  (``gpumix.kernels.noise``), so one loop serves both. Pieces are written
+  (``gpumix.kernels.noise``), so one loop serves both. The 3-channel NCHW
+  loops read a planar copy of the table, where each plane's run is
+  contiguous (``_planar_table``). Pieces are written
   left to right and each loop runs a whole number of vector iterations
   (``_VECTOR``) past its piece, within the row: the next piece overwrites
   the overshoot, and only the last piece can end in a scalar remainder.
@@ -109,7 +111,8 @@ def _plain_row(dst, b, h, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, in
 
 # ---- the loops of a crossed row's pieces (s, e: the loop's range; d[do + ...]: the destination, flat) -----------
 # An erased image's value of channel c at pixel w is ``color + t[o + w * C + c]``: its box color plus zeros, or
-# zero plus its run of the noise table (``_table``). The blending loops get weights strictly between 0 and 1
+# zero plus its run of the noise table (``_table``); the 3-plane loops read ``color + t[q_c + w]`` from the
+# planar table (``_planar_table``, q_c: ``_plane_start``). The blending loops get weights strictly between 0 and 1
 # (``arith.blend``); where the weight keeps one image alone, ``_pieces`` calls a pixel loop or a fill loop.
 
 @njit_noalias
@@ -157,43 +160,43 @@ def _mix3(d, do, plane, si, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
 
 
 @njit_noalias
-def _erased_i3(d, do, plane, t, oi, c0, c1, c2, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
+def _erased_i3(d, do, plane, t, q0, q1, q2, c0, c1, c2, sj, s, e, wt, m0, m1, m2, v0, v1, v2):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = arith.blend(c0 + t[oi + _3W * w], arith.normalize_value(sj[_3W * w], m0, v0), wt)
-        d[p1 + w] = arith.blend(c1 + t[oi + _3W * w + _1], arith.normalize_value(sj[_3W * w + _1], m1, v1), wt)
-        d[p2 + w] = arith.blend(c2 + t[oi + _3W * w + _2], arith.normalize_value(sj[_3W * w + _2], m2, v2), wt)
+        d[do + w] = arith.blend(c0 + t[q0 + w], arith.normalize_value(sj[_3W * w], m0, v0), wt)
+        d[p1 + w] = arith.blend(c1 + t[q1 + w], arith.normalize_value(sj[_3W * w + _1], m1, v1), wt)
+        d[p2 + w] = arith.blend(c2 + t[q2 + w], arith.normalize_value(sj[_3W * w + _2], m2, v2), wt)
 
 
 @njit_noalias
-def _erased_j3(d, do, plane, si, t, oj, c0, c1, c2, s, e, wt, m0, m1, m2, v0, v1, v2):
+def _erased_j3(d, do, plane, si, t, q0, q1, q2, c0, c1, c2, s, e, wt, m0, m1, m2, v0, v1, v2):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = arith.blend(arith.normalize_value(si[_3W * w], m0, v0), c0 + t[oj + _3W * w], wt)
-        d[p1 + w] = arith.blend(arith.normalize_value(si[_3W * w + _1], m1, v1), c1 + t[oj + _3W * w + _1], wt)
-        d[p2 + w] = arith.blend(arith.normalize_value(si[_3W * w + _2], m2, v2), c2 + t[oj + _3W * w + _2], wt)
+        d[do + w] = arith.blend(arith.normalize_value(si[_3W * w], m0, v0), c0 + t[q0 + w], wt)
+        d[p1 + w] = arith.blend(arith.normalize_value(si[_3W * w + _1], m1, v1), c1 + t[q1 + w], wt)
+        d[p2 + w] = arith.blend(arith.normalize_value(si[_3W * w + _2], m2, v2), c2 + t[q2 + w], wt)
 
 
 @njit_noalias
-def _erased_ij3(d, do, plane, t, oi, a0, a1, a2, oj, b0, b1, b2, s, e, wt):
+def _erased_ij3(d, do, plane, t, i0, i1, i2, a0, a1, a2, j0, j1, j2, b0, b1, b2, s, e, wt):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = arith.blend(a0 + t[oi + _3W * w], b0 + t[oj + _3W * w], wt)
-        d[p1 + w] = arith.blend(a1 + t[oi + _3W * w + _1], b1 + t[oj + _3W * w + _1], wt)
-        d[p2 + w] = arith.blend(a2 + t[oi + _3W * w + _2], b2 + t[oj + _3W * w + _2], wt)
+        d[do + w] = arith.blend(a0 + t[i0 + w], b0 + t[j0 + w], wt)
+        d[p1 + w] = arith.blend(a1 + t[i1 + w], b1 + t[j1 + w], wt)
+        d[p2 + w] = arith.blend(a2 + t[i2 + w], b2 + t[j2 + w], wt)
 
 
 @njit_noalias
-def _fill3(d, do, plane, t, oi, c0, c1, c2, s, e):
+def _fill3(d, do, plane, t, q0, q1, q2, c0, c1, c2, s, e):
     p1 = do + _U64(plane)
     p2 = p1 + _U64(plane)
     for w in range(_U32(s), _U32(e)):
-        d[do + w] = c0 + t[oi + _3W * w]
-        d[p1 + w] = c1 + t[oi + _3W * w + _1]
-        d[p2 + w] = c2 + t[oi + _3W * w + _2]
+        d[do + w] = c0 + t[q0 + w]
+        d[p1 + w] = c1 + t[q1 + w]
+        d[p2 + w] = c2 + t[q2 + w]
 
 
 # ---- rows an erasing box crosses ------------------------------------------------------------------------------
@@ -260,6 +263,15 @@ def _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes):
 
 
 @numba.njit(cache=True, inline="always")
+def _plane_start(start, c, row):
+    # Where channel c of a run of the interleaved table starting at `start` begins in the planar table
+    # (``_planar_table``, rows of length `row`): value start + 3 * w + c is row (start + c) % 3, column
+    # (start + c) // 3 + w.
+    q = _U32(start + _U32(c))
+    return _U32(_U32(q % _3W) * _U32(row) + _U32(q // _3W))
+
+
+@numba.njit(cache=True, inline="always")
 def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k,
             inv_k, clean, ecolors, colors_k, ekeys, noise, table):
     """Row h's pieces, left to right, each one loop.
@@ -267,7 +279,8 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     ``planes`` (3 channels, NCHW): pixel w's channel c at ``d[do + c * plane
     + w]``, one loop over a piece's pixels and channels; else (channels_last,
     or 1 channel) value k of the row at ``d[do + k]``. ``clean``: sample b's
-    own erased, unmixed values (weight 1, the partner ignored).
+    own erased, unmixed values (weight 1, the partner ignored). ``table``:
+    ``_planar_table(W)`` with ``planes``, else ``_table(W * C)``.
     """
     channels = mean.size
     width = si.size // channels
@@ -280,6 +293,14 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     if noise:
         oi = arith.noise_row(ekeys[b], h)
         oj = arith.noise_row(ekeys[j], h)
+    # 3 planes: each plane's run in the planar table, or the zeros at the end of its first row
+    i0 = i1 = i2 = j0 = j1 = j2 = _U32(0)
+    if planes:
+        row = _U32(table.size // 3)
+        i0 = i1 = i2 = j0 = j1 = j2 = _U32(row - width)
+        if noise:
+            i0, i1, i2 = _plane_start(oi, 0, row), _plane_start(oi, 1, row), _plane_start(oi, 2, row)
+            j0, j1, j2 = _plane_start(oj, 0, row), _plane_start(oj, 1, row), _plane_start(oj, 2, row)
     for p in range(count):
         lo, hi, fi, fj = pieces[p, _LO], pieces[p, _HI], pieces[p, _FI], pieces[p, _FJ]
         e = _end(lo, hi, width)
@@ -308,9 +329,9 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
         if (one and fi) or (zero and fj):  # the erased values of the one image kept
             if planes:
                 if fi:
-                    _fill3(d, do, plane, table, oi, a0, a1, a2, lo, e)
+                    _fill3(d, do, plane, table, i0, i1, i2, a0, a1, a2, lo, e)
                 else:
-                    _fill3(d, do, plane, table, oj, b0, b1, b2, lo, e)
+                    _fill3(d, do, plane, table, j0, j1, j2, b0, b1, b2, lo, e)
             elif fi:
                 _fill_k(d, do, table, oi, colors_k, ci, channels * lo, channels * e)
             else:
@@ -320,13 +341,13 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
             if fi == 0 and fj == 0:
                 _mix3(d, do, plane, si, sj, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2])
             elif fj == 0:
-                _erased_i3(d, do, plane, table, oi, a0, a1, a2, sj, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0],
-                           inv_std[1], inv_std[2])
+                _erased_i3(d, do, plane, table, i0, i1, i2, a0, a1, a2, sj, lo, e, wt, mean[0], mean[1], mean[2],
+                           inv_std[0], inv_std[1], inv_std[2])
             elif fi == 0:
-                _erased_j3(d, do, plane, si, table, oj, b0, b1, b2, lo, e, wt, mean[0], mean[1], mean[2], inv_std[0],
-                           inv_std[1], inv_std[2])
+                _erased_j3(d, do, plane, si, table, j0, j1, j2, b0, b1, b2, lo, e, wt, mean[0], mean[1], mean[2],
+                           inv_std[0], inv_std[1], inv_std[2])
             else:
-                _erased_ij3(d, do, plane, table, oi, a0, a1, a2, oj, b0, b1, b2, lo, e, wt)
+                _erased_ij3(d, do, plane, table, i0, i1, i2, a0, a1, a2, j0, j1, j2, b0, b1, b2, lo, e, wt)
         else:
             s, e = channels * lo, channels * e
             if fi == 0 and fj == 0:
@@ -383,7 +404,8 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
     eboxes (B,M,4) int32, ecolors (B,M,C) float32, ekeys (B,) int64: random
     erasing (M = 0: none), by box color or, with ``noise``, by the pixel
     noise. table: ``_table(W * C)``, the noise table padded by W * C of its
-    values, then W * C zeros (box colors are ``color + 0``). colors_k: flat
+    values, then W * C zeros (box colors are ``color + 0``); for 3-channel
+    NCHW outputs ``_planar_table(W)``, the same values by plane. colors_k: flat
     float32, the box colors as channels_last rows (``(B*M + 1, W*C)``, the last
     row zeros), or only that zero row where the channels_last loops need no
     box colors.
@@ -452,6 +474,20 @@ def _table(span):
     return table
 
 
+@functools.lru_cache(maxsize=8)
+def _planar_table(width):
+    # The erased values' table of the 3-channel NCHW loops, which read one plane at a time: the values of
+    # ``_table(3 * width)`` at 3 * i + r as row r (r = 0, 1, 2), each row then `width` zeros, flat. A plane's run
+    # is then contiguous (``_plane_start``) where the interleaved table has it at a stride of 3: the same values,
+    # read without the shuffles that gather a stride.
+    length = (noise_table.NOISE_SIZE + 1) // 3 + width  # (start + c) // 3 + w < length for start < NOISE_SIZE
+    values = np.concatenate([noise_table.padded_table(3 * width), np.zeros(3, np.float32)])[:3 * length]
+    rows = np.concatenate([values.reshape(length, 3).T, np.zeros((3, width), np.float32)], axis=1)
+    table = np.ascontiguousarray(rows).reshape(-1)
+    table.flags.writeable = False
+    return table
+
+
 def _colors_k(colors, noise, channels_last_loops, width):
     # The box colors as channels_last rows for the channels_last loops (B*M rows, then a zero row), or only
     # the zero row where those loops need none (pixel noise, or the 3-channel NCHW loops, which take them as
@@ -497,6 +533,7 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     numba.set_parallel_chunksize(1)
     try:
         mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
-                          erase[0], erase[1], colors_k, erase[2], erase[3], _table(width * channels))
+                          erase[0], erase[1], colors_k, erase[2], erase[3],
+                          _planar_table(width) if channels == 3 and not nhwc else _table(width * channels))
     finally:
         numba.set_parallel_chunksize(previous)

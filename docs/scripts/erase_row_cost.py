@@ -70,9 +70,10 @@ def main() -> None:
     mean_k, inv_k = np.tile(mean, W), np.tile(inv, W)
     ecolors = rng.standard_normal((2, 1, C)).astype(np.float32)
     ekeys = np.array([5, 7], np.int64)
-    table, colors_k = cpu._table(W * C), np.zeros(W * C, np.float32)
+    colors_k = np.zeros(W * C, np.float32)
     work = (np.empty((7, 4), np.int64), np.empty(8, np.int64), np.empty(W * C, np.float32))
     for enc, nhwc, name in ((arith.ENC_F32, False, "fp32 NCHW"), (arith.ENC_BF16, True, "bf16 channels_last")):
+        table = cpu._table(W * C) if nhwc else cpu._planar_table(W)  # as launch chooses
         out = np.zeros((2, C, H, W) if not nhwc else (2, H, W, C), np.float32 if enc == arith.ENC_F32 else np.int16)
         plain = _ns(lambda n: _plain(n, out, si, sj, mean, inv, mean_k, inv_k, enc, nhwc, work[2]))
         crossed = []
@@ -89,7 +90,7 @@ def main() -> None:
                         ("3 pieces, middle erased", [[0, 64, 0, 0], [64, 160, 1, 0], [160, W, 0, 0]])):
         p = np.array(rows, np.int64)
         ns = _ns(lambda n: _pieces(n, d, p, len(rows), si, sj, mean, inv, mean_k, inv_k, ecolors, colors_k, ekeys,
-                                   table))
+                                   cpu._planar_table(W)))
         print(f"_pieces, fp32 NCHW, {label}: {ns:.0f} ns")
     eboxes = np.array([[(0, 60, H, 155)], [[0, 0, 0, 0]]], np.int32)
     print(f"_cut of a row crossed by one box: {_ns(lambda n: _cuts(n, eboxes, work)):.0f} ns")

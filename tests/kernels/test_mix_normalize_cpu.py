@@ -78,3 +78,27 @@ def test_cpu_twin_indexes_within_its_arrays():
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " passed" in done.stdout and "24 passed" in done.stdout
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_noise_runs_that_wrap_around_the_table_match_the_reference(make_case, assert_matches_reference,
+                                                                    channels_last):
+    """Rows whose run of the noise table starts in its last 3 * W values (3 of them at its very last 3): the
+    run wraps to the table's start, through the padded table (channels_last) or the planar one (NCHW)."""
+    import gpumix
+    from gpumix.kernels import noise
+
+    n, height, width = 6, 2, 37
+    # row 0's start is hash32(key) & (NOISE_SIZE - 1): pick keys that land at the table's end
+    keys = torch.arange(1 << 22, dtype=torch.int64)
+    starts = noise.hash32(keys) & (noise.NOISE_SIZE - 1)
+    picked = [int(keys[starts == noise.NOISE_SIZE - k][0]) for k in (1, 2, 3)]
+    picked += [int(k) for k in keys[(starts >= noise.NOISE_SIZE - 3 * width) & (starts < noise.NOISE_SIZE - 3)][:3]]
+    batch, labels, params, mean, std = make_case(n, height, width, 3, 5, seed=3, boxes=False)
+    boxes = torch.tensor([[[0, 0, height, width]]] * n, dtype=torch.int32)  # every pixel erased
+    erasing = gpumix.ErasingParams(boxes, torch.zeros(n, 1, 3), torch.tensor(picked), noise=True)
+    got = gpumix.mix_normalize(batch, labels, params, mean=mean, std=std, num_classes=5,
+                               channels_last=channels_last, return_clean=True, erasing=erasing)
+    ref = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes, mean, std, 5,
+                                  erasing=erasing)
+    assert_matches_reference(*got, *ref, torch.float32)
