@@ -520,20 +520,21 @@ def launch(batch, labels, lam, index, boxes, mean, inv_std, eps, enc, out, targe
     arrays = [t.numpy() for t in (batch, labels, lam, index, boxes)]
     arrays += [np.asarray(mean, dtype=np.float32), np.asarray(inv_std, dtype=np.float32)]
     outputs = [kernel_layout(out), targets.numpy(), kernel_layout(clean if with_clean else out)]
-    # 8 chunks of rows per thread: even shares when rows take unequal time (CutMix rows)
     n, _, width, channels = batch.shape
+    planes = channels == 3 and not nhwc  # the 3-plane loops: box colors as scalars, the planar noise table
     if erasing is None:
         erase = (np.zeros((n, 0, 4), np.int32), np.zeros((n, 0, channels), np.float32), np.zeros(n, np.int64), False)
     else:
         erase = tuple(t.contiguous().numpy() for t in erasing[:3]) + (bool(erasing[3]),)
-    colors_k = _colors_k(erase[1], erase[3], nhwc or channels != 3, width)
+    colors_k = _colors_k(erase[1], erase[3], not planes, width)
     # The chunks go to whichever thread is free (numba's default splits them evenly in advance): rows that
     # erasing crosses take longer, and they are not spread evenly over the batch.
     previous = numba.get_parallel_chunksize()
     numba.set_parallel_chunksize(1)
     try:
+        # 8 chunks of rows per thread: even shares when rows take unequal time (CutMix rows, erased rows)
         mix_normalize_cpu(*arrays, np.float32(eps), enc, *outputs, with_clean, nhwc, 8 * numba.get_num_threads(),
                           erase[0], erase[1], colors_k, erase[2], erase[3],
-                          _planar_table(width) if channels == 3 and not nhwc else _table(width * channels))
+                          _planar_table(width) if planes else _table(width * channels))
     finally:
         numba.set_parallel_chunksize(previous)

@@ -21,7 +21,8 @@ import torch
 
 __all__ = ["NOISE_BITS", "NOISE_SIZE", "hash32", "table", "padded_table"]
 
-# 2**16 float32 values, 256 KiB: the table stays in a CPU core's L2 cache and a GPU's L2.
+# 2**16 float32 values, 256 KiB: small enough for a CPU core's L2 and a GPU's L2, though the output a kernel
+# streams evicts it there (docs/benchmarks.md, fourth pass on erasing).
 NOISE_BITS = 16
 NOISE_SIZE = 1 << NOISE_BITS
 _MASK = 0xFFFFFFFF
