@@ -52,8 +52,9 @@ def main() -> None:
     out, targets = torch.empty(n, 3, size, size), torch.empty(n, 1000)
     boxes = torch.zeros(n, 4, dtype=torch.int32)
     cases = {"none": None}
+    prob = float(os.environ.get("PROB", "0.25"))
     for mode in ("pixel", "const"):
-        e = gpumix.RandomErasing(prob=float(os.environ.get("PROB", "0.25")), mode=mode, seed=0).sample(n, (size, size), 3, epoch=0, step=0)
+        e = gpumix.RandomErasing(prob=prob, mode=mode, seed=0).sample(n, (size, size), 3, epoch=0, step=0)
         cases[mode] = (e.boxes, e.colors, e.keys, e.noise)
 
     def run(module, erasing):
@@ -79,7 +80,8 @@ def main() -> None:
               f"  pixel {100 * statistics.median(pixel):+5.1f}% (quartiles {100 * np.quantile(pixel, 0.25):+5.1f} "
               f"to {100 * np.quantile(pixel, 0.75):+5.1f})")
         best = {case: min(times[name, case]) * 1e3 for case in cases}
-        print(f"{'':10s} best none {best['none']:6.2f} ms  const {best['const']:6.2f} ms  pixel {best['pixel']:6.2f} ms")
+        print(f"{'':10s} best none {best['none']:6.2f} ms  const {best['const']:6.2f} ms  "
+              f"pixel {best['pixel']:6.2f} ms")
 
 
 if __name__ == "__main__":

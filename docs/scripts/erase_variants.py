@@ -1,7 +1,7 @@
 """Write modified copies of the CPU twin, one change each, for ``erase_pairs.py`` to time against it.
 
     python docs/scripts/erase_variants.py OUTDIR
-    PROB=1 ROUNDS=61 python docs/scripts/erase_pairs.py 1 main same_source=OUTDIR/same_source cut_plain=OUTDIR/cut_plain ...
+    PROB=1 ROUNDS=61 python docs/scripts/erase_pairs.py 1 main NAME=OUTDIR/NAME ...
 
 Each copy is ``kernels/mix_normalize_cpu.py`` with ``cache=False`` and one
 textual change, written to ``OUTDIR/NAME/NAME.py`` (import name NAME). They
