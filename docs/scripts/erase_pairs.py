@@ -1,18 +1,19 @@
 """Erasing's cost in the CPU twin, for the twin here and for modified copies of it, in one process by turns.
 
     python docs/scripts/erase_pairs.py THREADS main [NAME=DIR ...]
-    (in the environment: ROUNDS=41 rounds, PROB=1 erasing probability, default 0.25)
+    (in the environment: ROUNDS, the rounds, default 15; PROB, erasing's probability, default 0.25)
 
 ``main`` is this checkout's ``gpumix.kernels.mix_normalize_cpu``; ``NAME=DIR``
 imports module NAME from directory DIR: a copy of the twin with one change
-(docs/benchmarks.md, fourth pass, names the copies it compared). B=256 random
-224x224 images, fp32 NCHW, mixup alpha 0.2, preallocated outputs; per round
-every module runs no erasing, DeiT's p=0.25 'pixel' and p=0.25 'const' back
-to back. Prints each module's median times and the median of the per-round
-ratios against no erasing (with quartiles for 'pixel'), then each case's best
-time: two copies of the same source can differ by 8% in their plain rows
-(docs/benchmarks.md, fifth pass), so compare copies by their times too, not
-only by their ratios.
+(``erase_variants.py`` writes them; docs/benchmarks.md, fourth and fifth
+passes, names the copies compared). B=256 random 224x224 images, fp32 NCHW,
+mixup alpha 0.2, preallocated outputs; per round every module runs no
+erasing, 'pixel' and 'const' at PROB (DeiT's 0.25 by default) back to back.
+Prints each module's median times and the median of the per-round ratios
+against no erasing (with quartiles for 'pixel'), then each case's best time:
+two copies that differ in one constant ran their rows without erasing 8%
+apart (docs/benchmarks.md, fifth pass), so compare copies by their times
+too, not only by their ratios.
 """
 import importlib
 import os
