@@ -25,6 +25,12 @@ How a row is written, so that every loop vectorizes:
   left to right and each loop runs a whole number of vector iterations
   (``_VECTOR``) past its piece, within the row: the next piece overwrites
   the overshoot, and only the last piece can end in a scalar remainder.
+- The common crossed row skips the cut (``_one_box``): one box crosses it,
+  of the sample or of its partner (at most one box per sample, timm's
+  default), and no CutMix box, so its pieces are known: ``[0, x0)``,
+  ``[x0, x1)`` erased, ``[x1, W)``, written by the same loops. Its last piece
+  ends with its last 8 pixels computed again instead of a scalar remainder
+  (``_last_vector``).
 - float32 goes straight into the output; fp16/bf16 rows are written into an
   L1-resident float32 scratch row, then rounded in one contiguous pass.
 - The loops are ``njit_noalias`` functions (``gpumix.kernels.noalias``): no
@@ -37,6 +43,8 @@ import functools
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from gpumix.kernels import arith
 from gpumix.kernels import noise as noise_table
@@ -62,6 +70,17 @@ _LO, _HI, _FI, _FJ = 0, 1, 2, 3
 def _end(lo, hi, width):
     # Where the loop of piece [lo, hi) stops: a whole number of vector iterations past lo, within the row.
     return min(lo + (hi - lo + _VECTOR - 1) // _VECTOR * _VECTOR, width)
+
+
+@numba.njit(cache=True, inline="always")
+def _last_vector(lo, width):
+    # The last piece [lo, width) as loops without a scalar remainder: [lo, whole) in whole vector iterations,
+    # then [last, width), its last _VECTOR pixels again (the same values), if any are left; last == width if
+    # none are, or if the piece is shorter than a vector (then [lo, width) is one loop, remainder and all).
+    whole = lo + (width - lo) // _VECTOR * _VECTOR
+    if whole == lo:
+        return width, width
+    return whole, width - _VECTOR if whole < width else width
 
 
 # ---- rows no erasing box crosses: one loop per row (or per row and plane) -----------------------------------
@@ -272,6 +291,95 @@ def _plane_start(start, c, row):
 
 
 @numba.njit(cache=True, inline="always")
+def _runs(key, h, noise, planes, table, width, span):
+    """Where an image's erased values of row h are read in ``table``: ``(o, q0, q1, q2)``, uint32.
+
+    ``o``: the run of the interleaved table (the loops over values), its
+    noise under ``key``, or its zeros (box colors are ``color + 0``).
+    ``q0..q2`` (``planes``): each plane's run in the planar table, or the
+    zeros at the end of its first row; else 0.
+    """
+    o = _U32(noise_table.NOISE_SIZE + span)
+    if noise:
+        o = arith.noise_row(key, h)
+    q0 = q1 = q2 = _U32(0)
+    if planes:
+        row = _U32(table.size // 3)
+        q0 = q1 = q2 = _U32(row - width)
+        if noise:
+            q0, q1, q2 = _plane_start(o, 0, row), _plane_start(o, 1, row), _plane_start(o, 2, row)
+    return o, q0, q1, q2
+
+
+@numba.njit(cache=True, inline="always")
+def _one_box(d, do, plane, planes, si, sj, x0, x1, s, on_i, wt, mean, inv_std, mean_k, inv_k, ecolors, colors_k,
+             ekeys, noise, table, h):
+    """Row h when one erasing box crosses it, ``[x0, x1)`` of sample ``s``, and one weight ``wt`` holds for all of it.
+
+    The common crossed row (mixup, or CutMix's rows outside its box), written
+    without the cut: the pieces ``[0, x0)``, ``[x0, x1)`` and ``[x1, W)``, by
+    the loops ``_pieces`` would call on them, so the values are the same.
+    ``on_i``: the box erases image i (``si``), else its partner (``sj``).
+    ``d``, ``do``, ``plane``, ``planes``: as in ``_pieces``.
+    """
+    channels = mean.size
+    width = si.size // channels
+    span = si.size
+    # where the weight keeps the other image alone, the box changes nothing: a plain row
+    kept = wt == np.float32(1.0) if on_i else wt == np.float32(0.0)
+    ignored = wt == np.float32(0.0) if on_i else wt == np.float32(1.0)
+    if ignored:
+        x0 = x1 = 0
+    e0, e1 = _end(0, x0, width), _end(x0, x1, width)
+    o, q0, q1, q2 = _runs(ekeys[s], h, noise, planes, table, width, span)
+    c0 = c1 = c2 = np.float32(0.0)
+    co = _U64(colors_k.size - span)  # colors_k's last row: zeros
+    if not noise:
+        if colors_k.size > span:
+            co = _U64(s * ecolors.shape[1] * span)
+        if planes:
+            c0, c1, c2 = ecolors[s, 0, 0], ecolors[s, 0, 1], ecolors[s, 0, 2]
+    if planes:
+        m0, m1, m2, v0, v1, v2 = mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2]
+        if x0 > 0:
+            _mix3(d, do, plane, si, sj, 0, e0, wt, m0, m1, m2, v0, v1, v2)
+        if x0 < x1:
+            if kept:
+                _fill3(d, do, plane, table, q0, q1, q2, c0, c1, c2, x0, e1)
+            elif on_i:
+                _erased_i3(d, do, plane, table, q0, q1, q2, c0, c1, c2, sj, x0, e1, wt, m0, m1, m2, v0, v1, v2)
+            else:
+                _erased_j3(d, do, plane, si, table, q0, q1, q2, c0, c1, c2, x0, e1, wt, m0, m1, m2, v0, v1, v2)
+        if x1 < width:
+            # the last piece: whole vectors, then its last 8 pixels again rather than a scalar remainder
+            whole, last = _last_vector(x1, width)
+            _mix3(d, do, plane, si, sj, x1, whole, wt, m0, m1, m2, v0, v1, v2)
+            if last < width:
+                _mix3(d, do, plane, si, sj, last, width, wt, m0, m1, m2, v0, v1, v2)
+        return
+    if x0 > 0:
+        _contiguous(d, do, si, sj, 0, channels * e0, wt, mean_k, inv_k)
+    if x0 < x1:
+        if kept:
+            _fill_k(d, do, table, o, colors_k, co, channels * x0, channels * e1)
+        elif on_i:
+            _erased_i_k(d, do, table, o, colors_k, co, sj, channels * x0, channels * e1, wt, mean_k, inv_k)
+        else:
+            _erased_j_k(d, do, si, table, o, colors_k, co, channels * x0, channels * e1, wt, mean_k, inv_k)
+    if x1 < width:
+        whole, last = _last_vector(x1, width)
+        _contiguous(d, do, si, sj, channels * x1, channels * whole, wt, mean_k, inv_k)
+        if last < width:
+            _contiguous(d, do, si, sj, channels * last, span, wt, mean_k, inv_k)
+
+
+@numba.njit(cache=True, inline="always")
+def _crosses(eboxes, s, h):
+    # Whether sample s's first erasing box crosses row h.
+    return eboxes[s, 0, 0] <= h and h < eboxes[s, 0, 2] and eboxes[s, 0, 1] < eboxes[s, 0, 3]
+
+
+@numba.njit(cache=True, inline="always")
 def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k,
             inv_k, clean, ecolors, colors_k, ekeys, noise, table):
     """Row h's pieces, left to right, each one loop.
@@ -286,21 +394,9 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     width = si.size // channels
     span = si.size
     m = ecolors.shape[1]
-    zero_run = _U32(noise_table.NOISE_SIZE + span)  # the table's zeros
     zero_colors = _U64(colors_k.size - span)  # colors_k's last row: zeros
-    # each image's run of the table: its noise, or zeros under box colors
-    oi = oj = zero_run
-    if noise:
-        oi = arith.noise_row(ekeys[b], h)
-        oj = arith.noise_row(ekeys[j], h)
-    # 3 planes: each plane's run in the planar table, or the zeros at the end of its first row
-    i0 = i1 = i2 = j0 = j1 = j2 = _U32(0)
-    if planes:
-        row = _U32(table.size // 3)
-        i0 = i1 = i2 = j0 = j1 = j2 = _U32(row - width)
-        if noise:
-            i0, i1, i2 = _plane_start(oi, 0, row), _plane_start(oi, 1, row), _plane_start(oi, 2, row)
-            j0, j1, j2 = _plane_start(oj, 0, row), _plane_start(oj, 1, row), _plane_start(oj, 2, row)
+    oi, i0, i1, i2 = _runs(ekeys[b], h, noise, planes, table, width, span)
+    oj, j0, j1, j2 = _runs(ekeys[j], h, noise, planes, table, width, span)
     for p in range(count):
         lo, hi, fi, fj = pieces[p, _LO], pieces[p, _HI], pieces[p, _FI], pieces[p, _FJ]
         e = _end(lo, hi, width)
@@ -360,6 +456,45 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
                 _erased_ij_k(d, do, table, oi, colors_k, ci, oj, cj, s, e, wt)
 
 
+def _target(dst, scratch, first, plane, width):
+    """Where a crossed row's float32 values go: ``(d, do, plane)``, as ``_pieces`` takes them.
+
+    A float32 ``dst`` (the flat output) takes them itself, from ``first``,
+    planes ``plane`` apart; a 16-bit one (its int16 view) through the
+    ``scratch`` row, planes ``width`` apart, which ``_row`` then rounds into
+    it. numba chooses by dst's dtype when it compiles (``_target_numba``), so
+    each output dtype compiles the row's loops once, not for both targets.
+    """
+    if dst.dtype == np.float32:
+        return dst, _U64(first), plane
+    return scratch, _U64(0), width
+
+
+@overload(_target, inline="always")
+def _target_numba(dst, scratch, first, plane, width):
+    if dst.dtype == types.float32:
+        return lambda dst, scratch, first, plane, width: (dst, _U64(first), plane)
+    return lambda dst, scratch, first, plane, width: (scratch, _U64(0), width)
+
+
+@numba.njit(cache=True, inline="always")
+def _write(d, do, plane, planes, pieces, cuts, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k,
+           clean, eboxes, ecolors, colors_k, ekeys, noise, table):
+    # A crossed row's values into d (``_pieces``' d, do, plane, planes): the common row (one box crosses it, of
+    # the sample or its partner, at most one box per sample, no CutMix box) without the cut, any other by its pieces.
+    on_i = on_j = False
+    if not clean and eboxes.shape[1] == 1 and xe <= xs:
+        on_i, on_j = _crosses(eboxes, b, h), _crosses(eboxes, j, h)
+    if on_i != on_j:
+        s = b if on_i else j
+        _one_box(d, do, plane, planes, si, sj, eboxes[s, 0, 1], eboxes[s, 0, 3], s, on_i, w_out, mean, inv_std,
+                 mean_k, inv_k, ecolors, colors_k, ekeys, noise, table, h)
+        return
+    count = _cut(pieces, cuts, b, j, h, si.size // mean.size, xs, xe, eboxes)
+    _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k,
+            clean, ecolors, colors_k, ekeys, noise, table)
+
+
 @numba.njit(cache=True, inline="always")
 def _row(dst, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k, enc, nhwc, clean,
          eboxes, ecolors, colors_k, ekeys, noise, table, work):
@@ -373,26 +508,20 @@ def _row(dst, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_
     channels = mean.size
     width = si.size // channels
     span = si.size
-    f32 = enc == _F32
-    count = _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes)
     planes = channels == 3 and not nhwc
-    if f32:  # straight into the output
-        if planes:
-            first = _U64(b * 3 * height * width + h * width)
-        else:
-            first = _U64((b * height + h) * span)
-        _pieces(dst, first, height * width, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean,
-                inv_std, mean_k, inv_k, clean, ecolors, colors_k, ekeys, noise, table)
+    first = _U64((b * 3 * height + h) * width) if planes else _U64((b * height + h) * span)
+    d, do, plane = _target(dst, scratch, first, height * width, width)
+    _write(d, do, plane, planes, pieces, cuts, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k, inv_k,
+           clean, eboxes, ecolors, colors_k, ekeys, noise, table)
+    if enc == _F32:
         return
-    _pieces(scratch, _U64(0), width, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std,
-            mean_k, inv_k, clean, ecolors, colors_k, ekeys, noise, table)
     if planes:
         for c in range(3):
-            first = ((b * 3 + c) * height + h) * width
-            arith.encode_row(dst[first:first + width], scratch[c * width:(c + 1) * width], enc)
+            start = ((b * 3 + c) * height + h) * width
+            arith.encode_row(dst[start:start + width], scratch[c * width:(c + 1) * width], enc)
     else:
-        first = (b * height + h) * span
-        arith.encode_row(dst[first:first + span], scratch, enc)
+        start = (b * height + h) * span
+        arith.encode_row(dst[start:start + span], scratch, enc)
 
 
 @numba.njit(parallel=True, cache=True)

@@ -43,26 +43,76 @@ def test_large_batch_without_boxes_matches_reference(make_case, launch_poisoned,
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("mode", ["const", "rand", "pixel"])
+@pytest.mark.parametrize("max_count", [1, 3])
 def test_cpu_twin_erases_every_layout_like_the_reference(make_case, assert_matches_reference, dtype, channels_last,
-                                                          channels, mode):
+                                                          channels, mode, max_count):
     """Erasing through the twin's pieces: every layout, CutMix and mixup rows, up to 3 overlapping boxes.
 
-    37 columns (no whole vector of 8 pixels), so pieces end anywhere; the clean output is checked too.
+    37 columns (no whole vector of 8 pixels), so pieces end anywhere; the clean output is checked too. With
+    one box per sample, most crossed rows take the path without the cut (``_one_box``): one box of the
+    sample or its partner crosses them, and no CutMix box.
     """
     import gpumix
 
-    seed = DTYPES.index(dtype) * 4 + channels_last * 2 + channels
+    seed = DTYPES.index(dtype) * 4 + channels_last * 2 + channels + (40 if max_count == 1 else 0)
     batch, labels, _, mean, std = make_case(9, 11, 37, channels, 9, seed=seed)
     params = gpumix.Mixup(num_classes=9, alpha=0.4, cutmix_alpha=1.0, mode="elem", seed=seed).sample(
         9, (11, 37), epoch=0, step=0)
-    erasing = gpumix.RandomErasing(prob=0.9, mode=mode, max_count=3, area=(0.05, 0.5), seed=seed).sample(
+    erasing = gpumix.RandomErasing(prob=0.9, mode=mode, max_count=max_count, area=(0.05, 0.5), seed=seed).sample(
         9, (11, 37), channels, epoch=0, step=0)
-    assert (erasing.boxes[..., 2] > erasing.boxes[..., 0]).sum() > 9  # several samples carry several boxes
+    if max_count == 1:
+        one_box, cutmix_one_box = _one_box_rows(params, erasing, 11)
+        assert one_box > 11 and cutmix_one_box > 0  # rows of mixup and of CutMix samples take that path
+    else:
+        assert (erasing.boxes[..., 2] > erasing.boxes[..., 0]).sum() > 9  # several samples carry several boxes
     got = gpumix.mix_normalize(batch, labels, params, mean=mean, std=std, num_classes=9, dtype=dtype,
                                channels_last=channels_last, return_clean=True, erasing=erasing)
     ref = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes, mean, std, 9,
                                   erasing=erasing)
     assert_matches_reference(*got, *ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("mode", ["const", "pixel"])
+def test_rows_without_the_cut_are_the_cut_rows_bit_for_bit(make_case, dtype, channels_last, channels, mode):
+    """The path without the cut (``_one_box``) writes the bits the cut writes: the same boxes with an empty
+    second box per sample take the cut on every crossed row (it needs one box per sample)."""
+    import gpumix
+
+    seed = DTYPES.index(dtype) * 4 + channels_last * 2 + channels + 40
+    batch, labels, _, mean, std = make_case(9, 11, 37, channels, 9, seed=seed)
+    params = gpumix.Mixup(num_classes=9, alpha=0.4, cutmix_alpha=1.0, mode="elem", seed=seed).sample(
+        9, (11, 37), epoch=0, step=0)
+    one = gpumix.RandomErasing(prob=0.9, mode=mode, max_count=1, area=(0.05, 0.5), seed=seed).sample(
+        9, (11, 37), channels, epoch=0, step=0)
+    two = gpumix.ErasingParams(torch.cat([one.boxes, torch.zeros_like(one.boxes)], 1),
+                               torch.cat([one.colors, torch.zeros_like(one.colors)], 1), one.keys, noise=one.noise)
+    assert _one_box_rows(params, one, 11)[0] > 11
+    got = [gpumix.mix_normalize(batch, labels, params, mean=mean, std=std, num_classes=9, dtype=dtype,
+                                channels_last=channels_last, erasing=e)[0] for e in (one, two)]
+    bits = torch.int32 if dtype == torch.float32 else torch.int16
+    assert torch.equal(got[0].view(bits), got[1].view(bits))
+
+
+def _one_box_rows(params, erasing, height):
+    # (rows crossed by exactly one box of the sample and its partner and by no CutMix box, those of them in
+    # CutMix samples): with one box per sample, the rows the twin writes without the cut
+    def crosses(s, h):
+        y0, x0, y1, x1 = erasing.boxes[s, 0].tolist()
+        return y0 <= h < y1 and x0 < x1
+
+    rows = cutmix = 0
+    for b in range(len(params.index)):
+        y0, x0, y1, x1 = params.boxes[b].tolist()
+        for h in range(height):
+            if x0 < x1 and y0 <= h < y1:
+                continue
+            if crosses(b, h) != crosses(int(params.index[b]), h):
+                rows += 1
+                cutmix += bool(x0 < x1 and y0 < y1)
+    return rows, cutmix
 
 
 def test_cpu_twin_indexes_within_its_arrays():
@@ -77,7 +127,7 @@ def test_cpu_twin_indexes_within_its_arrays():
                            __file__, "-k", "erases_every_layout and (pixel or rand)"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert " passed" in done.stdout and "24 passed" in done.stdout
+    assert " passed" in done.stdout and "48 passed" in done.stdout
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
