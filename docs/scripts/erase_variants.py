@@ -1,12 +1,16 @@
 """Write modified copies of the CPU twin, one change each, for ``erase_pairs.py`` to time against it.
 
     python docs/scripts/erase_variants.py OUTDIR
-    PROB=1 ROUNDS=61 python docs/scripts/erase_pairs.py 1 main NAME=OUTDIR/NAME ...
+    PROB=1 ROUNDS=61 python docs/scripts/erase_pairs.py 1 same_source=OUTDIR/same_source NAME=OUTDIR/NAME ...
 
-Each copy is ``kernels/mix_normalize_cpu.py`` with ``cache=False`` and one
-textual change, written to ``OUTDIR/NAME/NAME.py`` (import name NAME). They
-are measuring instruments, not candidates: some give wrong outputs on
-purpose (docs/benchmarks.md, fifth pass, quotes what they measured).
+Each copy is ``kernels/mix_normalize_cpu.py`` as of commit ``1eb272a`` (the
+twin the fifth pass measured, read with ``git show``: the sixth pass's
+direct path for one-box rows changed the code these edits apply to) with
+``cache=False`` and one textual change, written to ``OUTDIR/NAME/NAME.py``
+(import name NAME). Compare them with ``same_source`` (that twin unchanged),
+not with ``main``. They are measuring instruments, not candidates: some give
+wrong outputs on purpose (docs/benchmarks.md, fifth pass, quotes what they
+measured).
 
 - ``same_source``: no change (the control: the same source compiled again).
 - ``cut_plain``: a crossed row is cut, then written as one plain row (the cut's cost).
@@ -19,10 +23,12 @@ purpose (docs/benchmarks.md, fifth pass, quotes what they measured).
 """
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 
-SOURCE = os.path.join(os.path.dirname(__file__), "..", "..", "kernels", "mix_normalize_cpu.py")
+REVISION = "1eb272a"
+SOURCE = f"{REVISION}:kernels/mix_normalize_cpu.py"
 
 _PIECE = "        lo, hi, fi, fj = pieces[p, _LO], pieces[p, _HI], pieces[p, _FI], pieces[p, _FJ]\n"
 _CUT = "    count = _cut(pieces, cuts, b, j, h, width, xs, xe, eboxes)\n"
@@ -139,8 +145,9 @@ VARIANTS: dict[str, Callable[[str], str]] = {
 
 def main() -> None:
     out = sys.argv[1]
-    with open(SOURCE) as f:
-        source = f.read().replace("cache=True", "cache=False")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    source = subprocess.run(["git", "-C", root, "show", SOURCE], check=True, capture_output=True,
+                            text=True).stdout.replace("cache=True", "cache=False")
     for name, change in VARIANTS.items():
         os.makedirs(os.path.join(out, name), exist_ok=True)
         with open(os.path.join(out, name, f"{name}.py"), "w") as f:
