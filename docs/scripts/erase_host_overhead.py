@@ -2,30 +2,27 @@
 
     python docs/scripts/erase_host_overhead.py
 
-B=256 tiny images, so the kernel's work is small and the difference is mostly
+B=256 tiny images (``erase_case.py``, 'pixel' at p=0.25), so the kernel's work is small and the difference is mostly
 the Python and numpy work around it (validation, argument conversion); 200
 interleaved rounds, medians.
 """
 import statistics
 import time
 
-import torch
+import erase_case
 
 import gpumix
 from gpumix.datasets import STATS
 
 
 def main() -> None:
-    n, size = 256, 8
-    batch = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8)
-    labels = torch.randint(0, 1000, (n,))
-    params = gpumix.Mixup(num_classes=1000, alpha=0.2, seed=0).sample(n, (size, size), epoch=0, step=0)
-    erasing = gpumix.RandomErasing(prob=0.25, mode="pixel", seed=0).sample(n, (size, size), 3, epoch=0, step=0)
+    data = erase_case.case(256, 8)
     stats = STATS["imagenet"]
     calls = {
-        "none": lambda: gpumix.mix_normalize(batch, labels, params, mean=stats.mean, std=stats.std, num_classes=1000),
-        "erasing": lambda: gpumix.mix_normalize(batch, labels, params, mean=stats.mean, std=stats.std,
-                                                num_classes=1000, erasing=erasing),
+        "none": lambda: gpumix.mix_normalize(data.batch, data.labels, data.params, mean=stats.mean, std=stats.std,
+                                             num_classes=1000),
+        "erasing": lambda: gpumix.mix_normalize(data.batch, data.labels, data.params, mean=stats.mean,
+                                                std=stats.std, num_classes=1000, erasing=data.erasing["pixel"]),
     }
     for fn in list(calls.values()) * 2:
         fn()

@@ -7,7 +7,7 @@
 imports module NAME from directory DIR: a copy of the twin with one change
 (``erase_variants.py`` writes them; docs/benchmarks.md, fourth and fifth
 passes, names the copies compared). B=256 random 224x224 images, fp32 NCHW,
-mixup alpha 0.2, preallocated outputs; per round every module runs no
+mixup alpha 0.2, preallocated outputs (``erase_case.py``); per round every module runs no
 erasing, 'pixel' and 'const' at PROB (DeiT's 0.25 by default) back to back.
 Prints each module's median times and the median of the per-round ratios
 against no erasing (with quartiles for 'pixel'), then each case's best time:
@@ -21,13 +21,9 @@ import statistics
 import sys
 import time
 
+import erase_case
 import numba
 import numpy as np
-import torch
-
-import gpumix
-from gpumix.datasets import STATS
-from gpumix.kernels import arith
 
 
 def main() -> None:
@@ -43,35 +39,19 @@ def main() -> None:
             sys.path.pop(0)
             spec = name
         modules[spec] = module
-    n, size = 256, 224
-    torch.manual_seed(0)
-    batch = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8)
-    labels = torch.randint(0, 1000, (n,))
-    params = gpumix.Mixup(num_classes=1000, alpha=0.2, seed=0).sample(n, (size, size), epoch=0, step=0)
-    stats = STATS["imagenet"]
-    inv_std = [1 / s for s in stats.std]
-    out, targets = torch.empty(n, 3, size, size), torch.empty(n, 1000)
-    boxes = torch.zeros(n, 4, dtype=torch.int32)
-    cases = {"none": None}
-    prob = float(os.environ.get("PROB", "0.25"))
-    for mode in ("pixel", "const"):
-        e = gpumix.RandomErasing(prob=prob, mode=mode, seed=0).sample(n, (size, size), 3, epoch=0, step=0)
-        cases[mode] = (e.boxes, e.colors, e.keys, e.noise)
-
-    def run(module, erasing):
-        module.launch(batch, labels, params.lam, params.index, boxes, stats.mean, inv_std, 0.0, arith.ENC_F32, out,
-                      targets, erasing=erasing)
+    data = erase_case.case(256, 224, prob=float(os.environ.get("PROB", "0.25")))
+    cases = list(data.erasing)
 
     for module in modules.values():  # compile and warm up
-        for erasing in cases.values():
-            run(module, erasing)
-            run(module, erasing)
+        for case in cases:
+            data.launch(module, case)
+            data.launch(module, case)
     times: dict[tuple[str, str], list[float]] = {(m, c): [] for m in modules for c in cases}
     for _ in range(int(os.environ.get("ROUNDS", "15"))):
         for name, module in modules.items():
-            for case, erasing in cases.items():
+            for case in cases:
                 start = time.perf_counter()
-                run(module, erasing)
+                data.launch(module, case)
                 times[name, case].append(time.perf_counter() - start)
     for name in modules:
         none = times[name, "none"]

@@ -38,36 +38,15 @@ _WINDOW = 256
 def _run(out: str) -> None:
     os.makedirs(out, exist_ok=True)
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(out, "numba_cache")  # compile afresh, before numba loads
+    import erase_case
     import numba
-    import torch
 
-    import gpumix
-    from gpumix.datasets import STATS
-    from gpumix.kernels import arith
     from gpumix.kernels import mix_normalize_cpu as twin
 
     numba.set_num_threads(1)
-    n, size = 256, 224
-    torch.manual_seed(0)
-    batch = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8)
-    labels = torch.randint(0, 1000, (n,))
-    params = gpumix.Mixup(num_classes=1000, alpha=0.2, seed=0).sample(n, (size, size), epoch=0, step=0)
-    prob = float(os.environ.get("PROB", "0.25"))
-    cases = {"none": None}
-    for mode in ("pixel", "const"):
-        e = gpumix.RandomErasing(prob=prob, mode=mode, seed=0).sample(n, (size, size), 3, epoch=0, step=0)
-        cases[mode] = (e.boxes, e.colors, e.keys, e.noise)
-    stats = STATS["imagenet"]
-    inv_std = [1 / s for s in stats.std]
-    images, targets = torch.empty(n, 3, size, size), torch.empty(n, 1000)
-    boxes = torch.zeros(n, 4, dtype=torch.int32)
-
-    def call(erasing):
-        twin.launch(batch, labels, params.lam, params.index, boxes, stats.mean, inv_std, 0.0, arith.ENC_F32,
-                    images, targets, erasing=erasing)
-
-    for erasing in cases.values():
-        call(erasing)
+    data = erase_case.case(256, 224, prob=float(os.environ.get("PROB", "0.25")))
+    for mode in data.erasing:
+        data.launch(twin, mode)
     kernel = twin.mix_normalize_cpu
     asm = next(iter(kernel.overloads.values())).library.get_asm_str()
 
@@ -85,11 +64,11 @@ def _run(out: str) -> None:
         f.write(f"{address:#x}\n")
     with open(os.path.join(out, "phases.txt"), "w") as f:
         for _ in range(int(os.environ.get("ROUNDS", "12"))):
-            for name, erasing in cases.items():
+            for mode in data.erasing:
                 start = time.monotonic()
                 for _ in range(30):
-                    call(erasing)
-                f.write(f"{name} {start} {time.monotonic()}\n")
+                    data.launch(twin, mode)
+                f.write(f"{mode} {start} {time.monotonic()}\n")
 
 
 def _report(out: str) -> None:
