@@ -1,6 +1,7 @@
 """The timing harness: timed calls, loaders measured in interleaved turns, and the paired-round figures."""
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -15,8 +16,8 @@ from gpumix.bench.memory import GpuMemory, HostMemory
 if TYPE_CHECKING:
     from gpumix.bench.variants import Variant
 
-__all__ = ["ADJACENT", "REFILL_MARGIN", "auto_augment_cost", "interleaved", "measure", "paired_calls",
-           "paired_overhead", "seconds_for", "time_calls"]
+__all__ = ["ADJACENT", "CONFIDENCE", "REFILL_MARGIN", "auto_augment_cost", "interleaved", "measure",
+           "median_interval", "paired_calls", "paired_overhead", "seconds_for", "time_calls"]
 
 # The clock every CPU timing reads; tests replace it to prove figures are measured.
 _clock = time.perf_counter
@@ -25,6 +26,8 @@ _clock = time.perf_counter
 REFILL_MARGIN = 1.5
 # The variants whose paired ratios are reported (mixup's and antialiasing's costs): their turns are adjacent.
 ADJACENT = ("gpumix", "normalize_only", "gpumix_aliased")
+# The confidence level of the paired calls' interval for their median ratio (``median_interval``).
+CONFIDENCE = 0.95
 
 
 def time_calls(device: torch.device, fn: Callable[[], Any], repeats: int, warmup: int = 0,
@@ -62,8 +65,9 @@ def paired_calls(device: torch.device, base: Callable[[], Any], other: Callable[
     The two calls of a pair run back to back, the first one alternating
     between them, so a slow spell of the machine hits both sides alike.
     Returns the median of the per-pair ratios ``t(other) / t(base) - 1`` as
-    ``median``, its quartiles ``q1``/``q3``, both sides' median seconds and
-    ``per_pair``.
+    ``median``, its 95% confidence interval ``ci_low``/``ci_high``
+    (``median_interval``; None for fewer than 6 pairs), the quartiles
+    ``q1``/``q3``, both sides' median seconds and ``per_pair``.
     """
     for _ in range(warmup):
         base()
@@ -77,9 +81,36 @@ def paired_calls(device: torch.device, base: Callable[[], Any], other: Callable[
         other_s.append(t_second if k % 2 == 0 else t_first)
     per_pair = [o / b - 1 for o, b in zip(other_s, base_s)]
     q1, _, q3 = statistics.quantiles(per_pair, n=4) if pairs > 1 else (per_pair[0],) * 3
-    return {"pairs": pairs, "median": statistics.median(per_pair), "q1": q1, "q3": q3,
+    ci_low, ci_high = median_interval(per_pair, CONFIDENCE)
+    return {"pairs": pairs, "median": statistics.median(per_pair), "ci_low": ci_low, "ci_high": ci_high,
+            "ci_level": CONFIDENCE, "q1": q1, "q3": q3,
             "base_median_s": statistics.median(base_s), "other_median_s": statistics.median(other_s),
             "per_pair": per_pair}
+
+
+def median_interval(values: Sequence[float], level: float) -> tuple[float | None, float | None]:
+    """A distribution-free ``level`` confidence interval for the median of the population ``values`` come from.
+
+    The sign test's interval: the sorted values' ``k``-th smallest and
+    ``k``-th largest, with the largest ``k`` for which it holds the median
+    with probability ``1 - 2 P(Bin(n, 1/2) < k) >= level``, whatever the
+    distribution (``scipy.stats.quantile_test(values, p=0.5)`` gives the same
+    interval). ``(None, None)`` where even the whole range falls short of
+    ``level`` (5 values or fewer at 0.95).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    ordered = sorted(values)
+    n = len(ordered)
+    k, below = 0, 0.0
+    for i in range(n // 2):
+        below += math.comb(n, i) / 2 ** n  # P(Bin(n, 1/2) <= i)
+        if 1 - 2 * below < level:
+            break
+        k = i + 1
+    if k == 0:
+        return None, None
+    return ordered[k - 1], ordered[n - k]
 
 
 def seconds_for(fn: Callable[[], Any], calls: int) -> float:

@@ -82,6 +82,8 @@ def test_figures_come_from_the_clock(datasets, tmp_path, monkeypatch):
     for r in rows:
         assert r["images_per_s"] == r["min_images_per_s"] == r["max_images_per_s"] == 256, r["name"]
     assert report["loaders"]["mixup_overhead"]["median"] == 0
+    erasing = report["operator"]["erasing"]
+    assert erasing["median"] == erasing["ci_low"] == erasing["ci_high"] == 0 and erasing["pairs"] == 401
 
 
 def _bad_data(case, tmp_path, datasets):
@@ -172,14 +174,50 @@ def test_default_data_is_made_once_and_reused(tmp_path, monkeypatch):
 def test_operator_cli_still_runs_and_names_bad_flags(tmp_path, capsys):
     out = tmp_path / "op.json"
     assert op_bench.main(["--batch-size", "4", "--size", "16", "--repeats", "1", "--warmup", "0",
-                          "--json", str(out)]) == 0
+                          "--erasing-pairs", "7", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
+    assert report["erasing"]["pairs"] == len(report["erasing"]["per_pair"]) == 7
+    assert report["erasing"]["ci_low"] <= report["erasing"]["median"] <= report["erasing"]["ci_high"]
+    assert "95% interval" in capsys.readouterr().out
     assert {"run", "results", "bandwidth", "host", "max_abs_diff_vs_unfused"} <= set(report)
     assert report["bandwidth"]["copy_GBps"] > 0 and report["host"]["batch_size"] == 4
     assert report["results"][0]["name"] == "gpumix fused" and report["results"][0]["images_per_s"] > 0
     with pytest.raises(SystemExit) as exit_info:
         op_bench.parse_args(["--repeats", "0"])
     assert exit_info.value.code == 2 and "--repeats: repeats must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [6, 7, 37, 100, 401])
+def test_the_median_interval_is_the_sign_tests(n):
+    stats = pytest.importorskip("scipy.stats")
+    values = torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64).tolist()
+    expected = stats.quantile_test(values, q=0, p=0.5).confidence_interval(0.95)
+    assert harness.median_interval(values, 0.95) == (expected.low, expected.high)
+
+
+def test_the_median_interval_needs_enough_values_for_its_level():
+    # five values hold the median between their extremes with probability 1 - 2 / 2**5 = 0.9375
+    assert harness.median_interval([3.0, 1.0, 5.0, 2.0, 4.0], 0.95) == (None, None)
+    assert harness.median_interval([3.0, 1.0, 5.0, 2.0, 4.0], 0.9) == (1.0, 5.0)
+    with pytest.raises(ValueError, match=r"level must be in \(0, 1\), got 1.5"):
+        harness.median_interval([1.0], 1.5)
+
+
+def test_paired_calls_alternate_and_report_the_median_ratio(monkeypatch):
+    now, calls = [0.0], []
+
+    def call(name, seconds):
+        def fn():
+            calls.append(name)
+            now[0] += seconds
+        return fn
+
+    monkeypatch.setattr(harness, "_clock", lambda: now[0])
+    r = harness.paired_calls(torch.device("cpu"), call("base", 2.0), call("other", 2.5), 9, warmup=1)
+    assert calls == ["base", "other"] + ["base", "other", "other", "base"] * 4 + ["base", "other"]
+    assert r["pairs"] == len(r["per_pair"]) == 9 and r["ci_level"] == 0.95
+    assert r["median"] == r["ci_low"] == r["ci_high"] == r["q1"] == r["q3"] == 0.25
+    assert (r["base_median_s"], r["other_median_s"]) == (2.0, 2.5)
 
 
 def test_pipeline_cli_still_runs(datasets, tmp_path, capsys):

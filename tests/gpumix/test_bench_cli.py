@@ -69,6 +69,7 @@ def test_an_option_without_its_meaning_is_refused():
     (["--batch-size", "0"], "error: --batch-size: batch_size must be >= 1, got 0"),
     (["--dtype", "fp8"], "error: argument --dtype: invalid choice: 'fp8'"),
     (["--alpha", "-1"], "error: --alpha: alpha must be >= 0.0, got -1.0"),
+    (["--erasing-pairs", "0"], "error: --erasing-pairs: erasing_pairs must be >= 1, got 0"),
 ])
 def test_operator_bad_values_exit_2_naming_the_flag(capsys, argv, message):
     with pytest.raises(SystemExit) as info:
