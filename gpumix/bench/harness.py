@@ -1,7 +1,6 @@
 """The timing harness: timed calls, loaders measured in interleaved turns, and the paired-round figures."""
 from __future__ import annotations
 
-import math
 import random
 import statistics
 import time
@@ -102,12 +101,13 @@ def median_interval(values: Sequence[float], level: float) -> tuple[float | None
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     ordered = sorted(values)
     n = len(ordered)
-    k, below = 0, 0.0
+    k, below, ways = 0, 0.0, 1  # ways: C(n, i), exact
     for i in range(n // 2):
-        below += math.comb(n, i) / 2 ** n  # P(Bin(n, 1/2) <= i)
+        below += ways / 2 ** n  # P(Bin(n, 1/2) <= i)
         if 1 - 2 * below < level:
             break
         k = i + 1
+        ways = ways * (n - i) // (i + 1)
     if k == 0:
         return None, None
     return ordered[k - 1], ordered[n - k]
