@@ -31,6 +31,9 @@ How a row is written, so that every loop vectorizes:
   ``[x0, x1)`` erased, ``[x1, W)``, written by the same loops. Its last piece
   ends with its last 8 pixels computed again instead of a scalar remainder
   (``_last_vector``).
+- Samples are written one after another in the order of ``index``'s cycles
+  (``_partner_order``): each sample's partner comes next, so its pixels, just
+  read as the partner, are read again from cache (L3) rather than memory.
 - float32 goes straight into the output; fp16/bf16 rows are written into an
   L1-resident float32 scratch row, then rounded in one contiguous pass.
 - The loops are ``njit_noalias`` functions (``gpumix.kernels.noalias``): no
@@ -524,6 +527,28 @@ def _row(dst, b, j, h, height, si, sj, xs, xe, w_in, w_out, mean, inv_std, mean_
         arith.encode_row(dst[start:start + span], scratch, enc)
 
 
+@numba.njit(cache=True)
+def _partner_order(index):
+    """int64 (B,): every sample once, each followed by its partner ``index[b]`` along the cycles of ``index``.
+
+    Sample b's rows read images b and ``index[b]``; written in this order, the
+    next sample's rows read ``index[b]`` again while it is still in cache.
+    Any ``index`` with values in [0, B) gives every sample exactly once.
+    """
+    n = index.size
+    order = np.zeros(n, np.int64)  # not np.empty: a slot a bug left unfilled repeats sample 0, it cannot hide
+    seen = np.zeros(n, np.bool_)
+    p = 0
+    for first in range(n):
+        s = first
+        while not seen[s]:
+            seen[s] = True
+            order[p] = s
+            p += 1
+            s = index[s]
+    return order
+
+
 @numba.njit(parallel=True, cache=True)
 def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
                       out, targets, clean, with_clean, nhwc, chunks, eboxes, ecolors, colors_k, ekeys, noise, table):
@@ -557,6 +582,7 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
             if y0 < y1 and x0 < x1:
                 erows[b, 0] = min(erows[b, 0], y0)
                 erows[b, 1] = max(erows[b, 1], y1)
+    order = _partner_order(index)
     rows = n_batch * height
     chunks = min(rows, chunks)
     flat_out, flat_clean = out.reshape(out.size), clean.reshape(clean.size)
@@ -565,8 +591,9 @@ def mix_normalize_cpu(batch, labels, lam, index, boxes, mean, inv_std, eps, enc,
         work = (np.empty((4 * eboxes.shape[1] + 3, 4), np.int64), np.empty(4 * eboxes.shape[1] + 4, np.int64),
                 np.empty(span, np.float32))
         for row in range(chunk * rows // chunks, (chunk + 1) * rows // chunks):
-            b = row // height
-            h = row - b * height
+            p = row // height
+            h = row - p * height
+            b = order[p]
             j = index[b]
             xs, xe, w_in, w_out = arith.row_weights(lam[b], boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], h)
             src_i = pixels[b, h]

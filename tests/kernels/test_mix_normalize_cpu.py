@@ -1,4 +1,6 @@
 """The CPU twin against the float64 reference, on fresh random inputs and poisoned outputs."""
+import types
+
 import pytest
 import torch
 
@@ -37,6 +39,22 @@ def test_large_batch_without_boxes_matches_reference(make_case, launch_poisoned,
     got = launch_poisoned(mix_normalize_cpu, batch, labels, params, mean, std, 100, 0.0, torch.float32, False, False)
     ref = mix_normalize_reference(batch, labels, params.lam, params.index, None, mean, std, 100)
     assert_matches_reference(got[0], got[1], None, ref[0], ref[1], None, torch.float32)
+
+
+@pytest.mark.parametrize("index", [
+    [3, 0, 1, 2, 6, 4, 5, 7, 9, 8],  # cycles of 4, 3, 1 and 2 samples
+    [1, 0, 3, 2, 5, 4, 7, 6, 9, 8],  # pairs
+    list(range(10)),  # everyone their own partner
+    [0, 0, 0, 9, 3, 3, 2, 2, 8, 8],  # no permutation: partners shared, samples nobody's partner
+])
+def test_every_sample_is_written_whatever_its_partners(make_case, launch_poisoned, assert_matches_reference, index):
+    """The twin writes the samples along the cycles of ``index`` (each one's partner next): every sample once,
+    whatever ``index`` is. The outputs start as NaN, so a sample skipped or written twice with a wrong row fails."""
+    batch, labels, params, mean, std = make_case(10, 5, 11, 3, 7, seed=77)
+    params = types.SimpleNamespace(lam=params.lam, index=torch.tensor(index), boxes=params.boxes)
+    got = launch_poisoned(mix_normalize_cpu, batch, labels, params, mean, std, 7, 0.1, torch.float32, False, True)
+    ref = mix_normalize_reference(batch, labels, params.lam, params.index, params.boxes, mean, std, 7, 0.1)
+    assert_matches_reference(*got, *ref, torch.float32)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
