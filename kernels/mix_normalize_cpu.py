@@ -236,13 +236,18 @@ def _box_at(eboxes, b, h, w):
 
 
 @numba.njit(cache=True, inline="always")
+def _crosses(eboxes, s, k, h):
+    # Whether erasing box k of sample s crosses row h (and is not empty).
+    return eboxes[s, k, 0] <= h and h < eboxes[s, k, 2] and eboxes[s, k, 1] < eboxes[s, k, 3]
+
+
+@numba.njit(cache=True, inline="always")
 def _edges(cuts, n, eboxes, owner, h):
     # Append the column edges of sample `owner`'s boxes that cross row h to cuts[n:]; return the new n.
     for k in range(eboxes.shape[1]):
-        y0, x0, y1, x1 = eboxes[owner, k, 0], eboxes[owner, k, 1], eboxes[owner, k, 2], eboxes[owner, k, 3]
-        if y0 <= h and h < y1 and x0 < x1:
-            cuts[n] = x0
-            cuts[n + 1] = x1
+        if _crosses(eboxes, owner, k, h):
+            cuts[n] = eboxes[owner, k, 1]
+            cuts[n + 1] = eboxes[owner, k, 3]
             n += 2
     return n
 
@@ -315,6 +320,25 @@ def _runs(key, h, noise, planes, table, width, span):
 
 
 @numba.njit(cache=True, inline="always")
+def _box_colors(ecolors, colors_k, s, f, noise, planes, span):
+    """The color of sample s's erasing box ``f - 1`` as the loops read it: ``(co, c0, c1, c2)``.
+
+    ``co``: where its channels_last row starts in ``colors_k``; ``c0..c2``:
+    per channel, for the 3-plane loops (``planes``), else 0. No box (``f``
+    0), pixel noise, or no rows in ``colors_k``: ``colors_k``'s last row
+    (zeros) and zero colors.
+    """
+    co = _U64(colors_k.size - span)  # colors_k's last row: zeros
+    c0 = c1 = c2 = np.float32(0.0)
+    if f and not noise:
+        if colors_k.size > span:
+            co = _U64((s * ecolors.shape[1] + f - 1) * span)
+        if planes:
+            c0, c1, c2 = ecolors[s, f - 1, 0], ecolors[s, f - 1, 1], ecolors[s, f - 1, 2]
+    return co, c0, c1, c2
+
+
+@numba.njit(cache=True, inline="always")
 def _one_box(d, do, plane, planes, si, sj, x0, x1, s, on_i, wt, mean, inv_std, mean_k, inv_k, ecolors, colors_k,
              ekeys, noise, table, h):
     """Row h when one erasing box crosses it, ``[x0, x1)`` of sample ``s``, and one weight ``wt`` holds for all of it.
@@ -335,13 +359,7 @@ def _one_box(d, do, plane, planes, si, sj, x0, x1, s, on_i, wt, mean, inv_std, m
         x0 = x1 = 0
     e0, e1 = _end(0, x0, width), _end(x0, x1, width)
     o, q0, q1, q2 = _runs(ekeys[s], h, noise, planes, table, width, span)
-    c0 = c1 = c2 = np.float32(0.0)
-    co = _U64(colors_k.size - span)  # colors_k's last row: zeros
-    if not noise:
-        if colors_k.size > span:
-            co = _U64(s * ecolors.shape[1] * span)
-        if planes:
-            c0, c1, c2 = ecolors[s, 0, 0], ecolors[s, 0, 1], ecolors[s, 0, 2]
+    co, c0, c1, c2 = _box_colors(ecolors, colors_k, s, 1, noise, planes, span)
     if planes:
         m0, m1, m2, v0, v1, v2 = mean[0], mean[1], mean[2], inv_std[0], inv_std[1], inv_std[2]
         if x0 > 0:
@@ -377,12 +395,6 @@ def _one_box(d, do, plane, planes, si, sj, x0, x1, s, on_i, wt, mean, inv_std, m
 
 
 @numba.njit(cache=True, inline="always")
-def _crosses(eboxes, s, h):
-    # Whether sample s's first erasing box crosses row h.
-    return eboxes[s, 0, 0] <= h and h < eboxes[s, 0, 2] and eboxes[s, 0, 1] < eboxes[s, 0, 3]
-
-
-@numba.njit(cache=True, inline="always")
 def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, w_out, mean, inv_std, mean_k,
             inv_k, clean, ecolors, colors_k, ekeys, noise, table):
     """Row h's pieces, left to right, each one loop.
@@ -396,8 +408,6 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
     channels = mean.size
     width = si.size // channels
     span = si.size
-    m = ecolors.shape[1]
-    zero_colors = _U64(colors_k.size - span)  # colors_k's last row: zeros
     oi, i0, i1, i2 = _runs(ekeys[b], h, noise, planes, table, width, span)
     oj, j0, j1, j2 = _runs(ekeys[j], h, noise, planes, table, width, span)
     for p in range(count):
@@ -413,18 +423,8 @@ def _pieces(d, do, plane, planes, pieces, count, si, sj, b, j, h, xs, xe, w_in, 
         if zero:
             fi = 0
         # the piece's box colors, per channel (planes) or as a channels_last row of colors_k
-        a0 = a1 = a2 = b0 = b1 = b2 = np.float32(0.0)
-        ci = cj = zero_colors
-        if fi and not noise:
-            if colors_k.size > span:
-                ci = _U64(((b * m + fi - 1) * span))
-            if planes:
-                a0, a1, a2 = ecolors[b, fi - 1, 0], ecolors[b, fi - 1, 1], ecolors[b, fi - 1, 2]
-        if fj and not noise:
-            if colors_k.size > span:
-                cj = _U64(((j * m + fj - 1) * span))
-            if planes:
-                b0, b1, b2 = ecolors[j, fj - 1, 0], ecolors[j, fj - 1, 1], ecolors[j, fj - 1, 2]
+        ci, a0, a1, a2 = _box_colors(ecolors, colors_k, b, fi, noise, planes, span)
+        cj, b0, b1, b2 = _box_colors(ecolors, colors_k, j, fj, noise, planes, span)
         if (one and fi) or (zero and fj):  # the erased values of the one image kept
             if planes:
                 if fi:
@@ -487,7 +487,7 @@ def _write(d, do, plane, planes, pieces, cuts, si, sj, b, j, h, xs, xe, w_in, w_
     # the sample or its partner, at most one box per sample, no CutMix box) without the cut, any other by its pieces.
     on_i = on_j = False
     if not clean and eboxes.shape[1] == 1 and xe <= xs:
-        on_i, on_j = _crosses(eboxes, b, h), _crosses(eboxes, j, h)
+        on_i, on_j = _crosses(eboxes, b, 0, h), _crosses(eboxes, j, 0, h)
     if on_i != on_j:
         s = b if on_i else j
         _one_box(d, do, plane, planes, si, sj, eboxes[s, 0, 1], eboxes[s, 0, 3], s, on_i, w_out, mean, inv_std,
